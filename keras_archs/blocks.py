@@ -1,0 +1,173 @@
+"""Building blocks shared by the families.
+
+Padding follows the reference implementations (Caffe, cuda-convnet, torchvision):
+a k x k convolution or pooling is padded symmetrically by an explicit amount,
+never by TensorFlow's asymmetric ``"same"`` rule for strided layers, so weights
+from those implementations give the same outputs here. Layer names are built
+from the ``name`` prefix the caller passes (``conv2_block1_1`` ->
+``conv2_block1_1_conv``, ``conv2_block1_1_bn``, ``conv2_block1_1_relu``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import keras
+
+Tensor = keras.KerasTensor
+
+# torchvision's BatchNorm2d defaults: eps 1e-5, running-average momentum 0.1
+# (Keras counts momentum the other way round: 1 - 0.1).
+BN_EPSILON = 1e-5
+BN_MOMENTUM = 0.9
+
+
+def conv(
+    x: Tensor,
+    filters: int,
+    kernel_size: int | tuple[int, int],
+    *,
+    name: str,
+    strides: int = 1,
+    padding: int | tuple[int, int] | str = "auto",
+    groups: int = 1,
+    use_bias: bool = False,
+    activation: str | Callable | None = None,
+    kernel_initializer: str | keras.initializers.Initializer = "he_normal",
+    bias_initializer: str | keras.initializers.Initializer = "zeros",
+) -> Tensor:
+    """A Conv2D layer named ``name`` with reference-style symmetric padding.
+
+    ``padding="auto"`` pads ``k // 2`` on each side (torchvision's usual choice);
+    an int or (pad_h, pad_w) pads that much; ``"valid"`` pads nothing. Stride-1
+    symmetric padding is expressed as Keras ``"same"`` (identical for odd kernels);
+    strided layers get an explicit ``ZeroPadding2D`` named ``{name}_pad``.
+    """
+    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    if padding == "auto":
+        pad = (kh // 2, kw // 2)
+    elif padding == "valid":
+        pad = (0, 0)
+    elif isinstance(padding, int):
+        pad = (padding, padding)
+    else:
+        pad = tuple(padding)
+    keras_padding = "valid"
+    if pad != (0, 0):
+        if strides == 1 and pad == (kh // 2, kw // 2) and kh % 2 and kw % 2:
+            keras_padding = "same"
+        else:
+            x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    return keras.layers.Conv2D(
+        filters,
+        (kh, kw),
+        strides=strides,
+        padding=keras_padding,
+        groups=groups,
+        use_bias=use_bias,
+        activation=activation,
+        kernel_initializer=kernel_initializer,
+        bias_initializer=bias_initializer,
+        name=name,
+    )(x)
+
+
+def batch_norm(
+    x: Tensor, *, name: str, epsilon: float = BN_EPSILON, momentum: float = BN_MOMENTUM
+) -> Tensor:
+    """BatchNormalization over channels with torchvision's defaults."""
+    return keras.layers.BatchNormalization(axis=-1, epsilon=epsilon, momentum=momentum, name=name)(x)
+
+
+def conv_bn_act(
+    x: Tensor,
+    filters: int,
+    kernel_size: int | tuple[int, int],
+    *,
+    name: str,
+    strides: int = 1,
+    padding: int | tuple[int, int] | str = "auto",
+    groups: int = 1,
+    activation: str | None = "relu",
+    use_bias: bool = False,
+    bn_epsilon: float = BN_EPSILON,
+) -> Tensor:
+    """conv -> BN -> activation, named ``{name}_conv``, ``{name}_bn``, ``{name}_{activation}``."""
+    x = conv(
+        x,
+        filters,
+        kernel_size,
+        name=f"{name}_conv",
+        strides=strides,
+        padding=padding,
+        groups=groups,
+        use_bias=use_bias,
+    )
+    x = batch_norm(x, name=f"{name}_bn", epsilon=bn_epsilon)
+    if activation is not None:
+        x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
+
+
+def pool(
+    x: Tensor,
+    pool_size: int,
+    strides: int,
+    *,
+    name: str,
+    kind: str = "max",
+    padding: int = 0,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """Max or average pooling with symmetric zero padding and Caffe's ``ceil_mode``.
+
+    Zero padding equals the references' -inf padding for max pooling after a ReLU
+    (inputs are non-negative). ``ceil_mode`` (Caffe, torchvision GoogLeNet) adds one
+    extra row/column at the bottom/right when the window would otherwise drop it.
+    """
+    layer = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}[kind]
+    pads = [[padding, padding], [padding, padding]]
+    if ceil_mode:
+        for axis, size in enumerate(x.shape[1:3]):
+            if size is None:
+                raise ValueError(f"{name}: ceil_mode pooling needs a known input size.")
+            span = size + 2 * padding - pool_size
+            if span > 0 and span % strides:
+                pads[axis][1] += strides - span % strides
+    if any(p for pair in pads for p in pair):
+        x = keras.layers.ZeroPadding2D(tuple(map(tuple, pads)), name=f"{name}_pad")(x)
+    return layer(pool_size, strides=strides, padding="valid", name=name)(x)
+
+
+def flatten_dense_top(
+    x: Tensor,
+    classes: int,
+    classifier_activation,
+    *,
+    hidden_units: tuple[int, ...] = (4096, 4096),
+    dropout: float = 0.5,
+    activation: str = "relu",
+    kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+    hidden_bias_initializer: str | keras.initializers.Initializer = "zeros",
+) -> Tensor:
+    """AlexNet/VGG's classifier: flatten, ``fc{i}`` (dense-ReLU-dropout) per hidden size, then ``predictions``."""
+    x = keras.layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(hidden_units, start=1):
+        x = keras.layers.Dense(
+            units,
+            activation=activation,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=hidden_bias_initializer,
+            name=f"fc{i}",
+        )(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"fc{i}_dropout")(x)
+    return keras.layers.Dense(
+        classes, activation=classifier_activation, kernel_initializer=kernel_initializer, name="predictions"
+    )(x)
+
+
+def make_flatten_top(**kwargs) -> Callable:
+    """:func:`flatten_dense_top` with fixed options, in the ``top`` signature of the builder."""
+    return partial(flatten_dense_top, **kwargs)

@@ -1,0 +1,199 @@
+"""Custom layers the papers need and Keras does not ship.
+
+Every layer here is registered under the ``keras_archs`` package, written with
+``keras.ops`` only (so it runs on every Keras 3 backend), and round-trips
+through ``get_config`` so a saved ``.keras`` file loads in safe mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+PACKAGE = "keras_archs"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LocalResponseNormalization(keras.layers.Layer):
+    """Cross-channel LRN of Krizhevsky et al. 2012, Section 3.3.
+
+    ``b_c = a_c / (k + alpha * sum_{c' in window(c)} a_{c'}^2) ** beta`` where the
+    window holds ``depth`` adjacent channels centred on ``c``. This is the paper's
+    form: ``alpha`` multiplies the sum directly. Caffe and PyTorch divide alpha by
+    ``depth``; to reproduce them pass ``alpha=their_alpha / depth``.
+
+    Args:
+        depth: window size n (odd).
+        k: additive bias.
+        alpha: scale of the squared sum.
+        beta: exponent.
+    """
+
+    def __init__(
+        self,
+        depth: int = 5,
+        k: float = 2.0,
+        alpha: float = 1e-4,
+        beta: float = 0.75,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if depth < 1 or depth % 2 == 0:
+            raise ValueError(f"LRN depth must be a positive odd number, got {depth}.")
+        self.depth = depth
+        self.k = k
+        self.alpha = alpha
+        self.beta = beta
+
+    def call(self, inputs):
+        channels = inputs.shape[-1]
+        half = self.depth // 2
+        squared = ops.square(inputs)
+        padded = ops.pad(squared, [[0, 0]] * (len(inputs.shape) - 1) + [[half, half]])
+        # Sum of `depth` shifted channel slices: exact, and needs no conv kernel.
+        window_sum = padded[..., 0:channels]
+        for offset in range(1, self.depth):
+            window_sum = window_sum + padded[..., offset : offset + channels]
+        return inputs / ops.power(self.k + self.alpha * window_sum, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "depth": self.depth,
+            "k": self.k,
+            "alpha": self.alpha,
+            "beta": self.beta,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ScaledTanh(keras.layers.Layer):
+    """LeNet-5's squashing function ``A * tanh(S * x)``, A=1.7159, S=2/3 (LeCun et al. 1998, Appendix A)."""
+
+    def __init__(self, amplitude: float = 1.7159, slope: float = 2.0 / 3.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.amplitude = amplitude
+        self.slope = slope
+
+    def call(self, inputs):
+        return self.amplitude * ops.tanh(self.slope * inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "amplitude": self.amplitude, "slope": self.slope}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TrainableSubsampling(keras.layers.Layer):
+    """LeNet-5's S2/S4: sum over a 2x2 window, times a trainable coefficient, plus a trainable bias, per map."""
+
+    def __init__(self, pool_size: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.coefficient = self.add_weight(shape=(channels,), initializer="ones", name="coefficient")
+        self.bias = self.add_weight(shape=(channels,), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        window = self.pool_size
+        summed = ops.average_pool(inputs, window, strides=window, padding="valid") * (window * window)
+        return summed * self.coefficient + self.bias
+
+    def compute_output_shape(self, input_shape):
+        def shrink(d):
+            return None if d is None else d // self.pool_size
+
+        return (input_shape[0], shrink(input_shape[1]), shrink(input_shape[2]), input_shape[3])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConnectionTableConv2D(keras.layers.Layer):
+    """A 'valid' convolution whose output map ``j`` sees only input maps ``table[j]``.
+
+    LeNet-5's C3 (LeCun et al. 1998, Table I): each of the 16 maps connects to a
+    subset of S2's 6 maps, which both breaks symmetry and cuts parameters
+    (1,516 instead of 2,416). Each output map has its own kernel over exactly its
+    connected inputs, so the parameter count is that of the table.
+    """
+
+    def __init__(self, table: Sequence[Sequence[int]], kernel_size: int = 5, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table = [list(map(int, row)) for row in table]
+        if not self.table or any(not row for row in self.table):
+            raise ValueError("ConnectionTableConv2D needs a non-empty table with no empty rows.")
+        self.kernel_size = kernel_size
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        bad = sorted({c for row in self.table for c in row if not 0 <= c < channels})
+        if bad:
+            raise ValueError(f"Connection table names input maps {bad}, but the input has {channels}.")
+        k = self.kernel_size
+        self.kernels = [
+            self.add_weight(
+                shape=(k, k, len(row), 1), initializer="glorot_uniform", name=f"kernel_{j}"
+            )
+            for j, row in enumerate(self.table)
+        ]
+        self.bias = self.add_weight(shape=(len(self.table),), initializer="zeros", name="bias")
+
+    def call(self, inputs):
+        maps = [
+            ops.conv(ops.take(inputs, row, axis=-1), kernel, padding="valid")
+            for row, kernel in zip(self.table, self.kernels)
+        ]
+        return ops.concatenate(maps, axis=-1) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        def shrink(d):
+            return None if d is None else d - self.kernel_size + 1
+
+        return (input_shape[0], shrink(input_shape[1]), shrink(input_shape[2]), len(self.table))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "table": self.table, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ZeroPadShortcut(keras.layers.Layer):
+    """ResNet shortcut option A (He et al. 2015, Section 3.3): identity, subsampled by
+    ``strides`` and zero-padded in the channel axis up to ``filters``; no parameters."""
+
+    def __init__(self, filters: int, strides: int = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.strides = strides
+
+    def call(self, inputs):
+        s = self.strides
+        x = inputs[:, ::s, ::s, :] if s > 1 else inputs
+        extra = self.filters - inputs.shape[-1]
+        if extra < 0:
+            raise ValueError(
+                f"Option-A shortcut cannot shrink channels ({inputs.shape[-1]} -> {self.filters})."
+            )
+        if extra:
+            x = ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
+        return x
+
+    def compute_output_shape(self, input_shape):
+        def shrink(d):
+            return None if d is None else -(-d // self.strides)
+
+        return (input_shape[0], shrink(input_shape[1]), shrink(input_shape[2]), self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}

@@ -1,0 +1,121 @@
+"""AlexNet (Krizhevsky, Sutskever & Hinton 2012, "ImageNet Classification with Deep
+Convolutional Neural Networks", Section 3) and torchvision's single-tower variant
+from Krizhevsky 2014, "One weird trick for parallelizing convolutional neural
+networks".
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_archs.blocks import conv, make_flatten_top, pool
+from keras_archs.builder import build_classifier
+from keras_archs.layers import LocalResponseNormalization
+from keras_archs.registry import public_builder
+
+PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
+
+# (name, filters, kernel, stride, padding, towers, LRN after ReLU, max-pool after)
+# Section 3.5 / Figure 2: conv2, conv4 and conv5 read only the maps of their own GPU
+# ("towers"); conv3 and the dense layers read both.
+_PAPER_LAYERS = (
+    ("conv1", 96, 11, 4, 0, 1, True, True),
+    ("conv2", 256, 5, 1, 2, 2, True, True),
+    ("conv3", 384, 3, 1, 1, 1, False, False),
+    ("conv4", 384, 3, 1, 1, 2, False, False),
+    ("conv5", 256, 3, 1, 1, 2, False, True),
+)
+# torchvision's alexnet: one tower with the widths of "one weird trick" (64-192-384-256-256).
+_OWT_LAYERS = (
+    ("conv1", 64, 11, 4, 2, 1, False, True),
+    ("conv2", 192, 5, 1, 2, 1, False, True),
+    ("conv3", 384, 3, 1, 1, 1, False, False),
+    ("conv4", 256, 3, 1, 1, 1, False, False),
+    ("conv5", 256, 3, 1, 1, 1, False, True),
+)
+# Section 5: conv2, conv4, conv5 and the hidden dense layers start with bias 1 so
+# that early ReLUs receive positive inputs; all weights start from N(0, 0.01).
+_BIAS_ONE = {"conv2", "conv4", "conv5"}
+
+
+def alexnet(
+    *,
+    layers=_PAPER_LAYERS,
+    lrn: bool = True,
+    grouped: bool = True,
+    adaptive_pool: bool = False,
+    **common,
+) -> keras.Model:
+    """Core AlexNet builder.
+
+    Args:
+        layers: the convolution table (paper or one-weird-trick widths).
+        lrn: apply local response normalisation after conv1 and conv2 (Section 3.3).
+        grouped: keep the paper's two-tower split as grouped convolutions
+            (``groups=2``); ``False`` connects every map (more parameters).
+        adaptive_pool: average-pool the last maps to 6x6 before the classifier,
+            as torchvision does, so any input size keeps the dense layers' shape.
+    """
+    init = keras.initializers.RandomNormal(stddev=0.01)
+
+    def features(x):
+        for name, filters, kernel, stride, padding, towers, has_lrn, has_pool in layers:
+            x = conv(
+                x,
+                filters,
+                kernel,
+                name=name,
+                strides=stride,
+                padding=padding if padding else "valid",
+                groups=towers if grouped else 1,
+                use_bias=True,
+                kernel_initializer=init,
+                bias_initializer="ones" if name in _BIAS_ONE else "zeros",
+            )
+            x = keras.layers.ReLU(name=f"{name}_relu")(x)
+            if has_lrn and lrn:
+                x = LocalResponseNormalization(depth=5, k=2.0, alpha=1e-4, beta=0.75, name=f"{name}_lrn")(x)
+            if has_pool:
+                x = pool(x, 3, 2, name=f"{name}_pool")  # overlapping pooling, Section 3.4
+        if adaptive_pool:
+            x = keras.layers.AdaptiveAveragePooling2D((6, 6), name="avgpool")(x)
+        return x
+
+    top = make_flatten_top(
+        hidden_units=(4096, 4096), dropout=0.5, kernel_initializer=init, hidden_bias_initializer="ones"
+    )
+    return build_classifier(features=features, top=top, **common)
+
+
+ALEXNET_OPTIONS = "``lrn=True``, ``grouped=True`` (two-tower split as groups=2)"
+
+AlexNet = public_builder(
+    alexnet,
+    "AlexNet",
+    "alexnet",
+    family="AlexNet",
+    paper=PAPER,
+    default_size=227,
+    min_size=67,
+    params=60_965_224,
+    param_source="paper (Section 3.5 architecture; 60,965,224 with groups=2)",
+    summary="The paper's network: LRN, overlapping pooling, dropout 0.5, two towers as grouped convolutions.",
+    options_doc=ALEXNET_OPTIONS,
+)
+
+AlexNetOWT = public_builder(
+    alexnet,
+    "AlexNetOWT",
+    "alexnet_owt",
+    family="AlexNet",
+    paper="Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks",
+    default_size=224,
+    min_size=63,
+    params=61_100_840,
+    param_source="torchvision alexnet",
+    summary="torchvision's single-tower AlexNet (64-192-384-256-256, no LRN, 6x6 adaptive pooling).",
+    layers=_OWT_LAYERS,
+    lrn=False,
+    grouped=False,
+    adaptive_pool=True,
+)

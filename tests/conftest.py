@@ -1,0 +1,61 @@
+"""Shared test set-up: quiet TensorFlow, fresh Keras state per test, registry helpers."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import gc
+
+# torchvision must be imported before TensorFlow: the other order segfaults (TF 2.21
+# and torchvision 0.29 / triton load clashing native libraries). Both are test
+# dependencies (requirements-dev.txt), so conftest imports the references first.
+import torch  # noqa: F401
+import torchvision  # noqa: F401
+
+# isort: split
+import keras
+import numpy as np
+import pytest
+
+import keras_archs
+
+# Variants whose default-size build is heavy (hundreds of MB of weights); they run
+# under the `slow` marker, which CI also runs.
+SLOW_PARAMS = 150_000_000
+# ...and variants so deep that building them takes tens of seconds.
+SLOW_NAMES = {"resnet1202"}
+
+
+def trainable_count(model: keras.Model) -> int:
+    """Trainable parameters: torchvision's ``sum(p.numel() for p in model.parameters())``."""
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def registry_params(names=None):
+    """pytest params over registry names, heavy ones marked slow."""
+    specs = keras_archs.list_models() if names is None else [keras_archs.get_spec(n) for n in names]
+    return [
+        pytest.param(s.name, marks=pytest.mark.slow, id=s.name) if s.params > SLOW_PARAMS or s.name in SLOW_NAMES else pytest.param(s.name, id=s.name)
+        for s in specs
+    ]
+
+
+def family_representatives():
+    """The smallest variant of each family: where the per-family behaviour tests run."""
+    smallest = {}
+    for spec in keras_archs.list_models():
+        if spec.family not in smallest or spec.params < smallest[spec.family].params:
+            smallest[spec.family] = spec
+    return [pytest.param(s.name, id=s.name) for s in smallest.values()]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.backend.clear_session()
+    gc.collect()
