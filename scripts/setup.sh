@@ -11,7 +11,7 @@ fi
 .venv/bin/python -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 .venv/bin/python -m pip install --quiet --no-deps -e .
 
-if [ ! -d /usr/share/fashion-mnist ] && [ ! -d /usr/share/dataset-fashion-mnist ] && command -v apt-get >/dev/null; then
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq || true
   $SUDO apt-get install -y -qq dataset-fashion-mnist || echo "warning: could not install dataset-fashion-mnist; the demo needs it" >&2

@@ -33,3 +33,21 @@ def test_plain_counts_equal_torchvision_without_projections():
         projections = sum(p.numel() for n, p in tv.named_parameters() if "downsample" in n)
         total = sum(p.numel() for p in tv.parameters())
         assert keras_archs.get_spec(f"plain{depth}").params == total - projections
+
+
+def _timm_specs():
+    return [
+        pytest.param(s.name, s.param_source.split()[1], id=s.name)
+        for s in keras_archs.list_models()
+        if s.param_source.split()[0] == "timm" and len(s.param_source.split()) == 2
+    ]
+
+
+@pytest.mark.parametrize("name,timm_name", _timm_specs())
+def test_registry_count_equals_timm(name, timm_name):
+    import timm
+
+    with torch.device("meta"):
+        reference = timm.create_model(timm_name, pretrained=False, num_classes=keras_archs.get_spec(name).default_classes)
+    assert sum(p.numel() for p in reference.parameters()) == keras_archs.get_spec(name).params
+
