@@ -15,6 +15,8 @@ from functools import partial
 
 import keras
 
+from keras_archs.layers import CeilMaxPooling2D
+
 Tensor = keras.KerasTensor
 
 # torchvision's BatchNorm2d defaults: eps 1e-5, running-average momentum 0.1
@@ -120,23 +122,20 @@ def pool(
     padding: int = 0,
     ceil_mode: bool = False,
 ) -> Tensor:
-    """Max or average pooling with symmetric zero padding and Caffe's ``ceil_mode``.
+    """Max or average pooling with symmetric zero padding, or Caffe's ``ceil_mode``.
 
     Zero padding equals the references' -inf padding for max pooling after a ReLU
-    (inputs are non-negative). ``ceil_mode`` (Caffe, torchvision GoogLeNet) adds one
-    extra row/column at the bottom/right when the window would otherwise drop it.
+    (inputs are non-negative). ``ceil_mode`` (Caffe, torchvision's GoogLeNet and
+    SqueezeNet) keeps a last partial window, also for unknown input sizes
+    (max pooling only: :class:`~keras_archs.layers.CeilMaxPooling2D`).
     """
-    layer = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}[kind]
-    pads = [[padding, padding], [padding, padding]]
     if ceil_mode:
-        for axis, size in enumerate(x.shape[1:3]):
-            if size is None:
-                raise ValueError(f"{name}: ceil_mode pooling needs a known input size.")
-            span = size + 2 * padding - pool_size
-            if span > 0 and span % strides:
-                pads[axis][1] += strides - span % strides
-    if any(p for pair in pads for p in pair):
-        x = keras.layers.ZeroPadding2D(tuple(map(tuple, pads)), name=f"{name}_pad")(x)
+        if kind != "max":
+            raise ValueError(f"{name}: ceil_mode is implemented for max pooling only.")
+        return CeilMaxPooling2D(pool_size, strides, padding, name=name)(x)
+    layer = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}[kind]
+    if padding:
+        x = keras.layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
     return layer(pool_size, strides=strides, padding="valid", name=name)(x)
 
 
@@ -171,3 +170,37 @@ def flatten_dense_top(
 def make_flatten_top(**kwargs) -> Callable:
     """:func:`flatten_dense_top` with fixed options, in the ``top`` signature of the builder."""
     return partial(flatten_dense_top, **kwargs)
+
+
+def depthwise_conv(
+    x: Tensor,
+    kernel_size: int,
+    *,
+    name: str,
+    strides: int = 1,
+    padding: int | str = "auto",
+    use_bias: bool = False,
+    depthwise_initializer: str | keras.initializers.Initializer = "he_normal",
+) -> Tensor:
+    """A DepthwiseConv2D (one k x k filter per channel; torch ``groups=channels``) named ``name``.
+
+    Padding as in :func:`conv`: ``"auto"`` pads ``k // 2`` on each side, an int pads
+    that much, ``"valid"`` none; stride-1 ``k // 2`` padding is Keras ``"same"``,
+    anything else an explicit ``ZeroPadding2D`` named ``{name}_pad``. A Keras
+    DepthwiseConv2D (not a grouped Conv2D) so TFLite gets DEPTHWISE_CONV_2D.
+    """
+    pad = {"auto": kernel_size // 2, "valid": 0}.get(padding, padding)
+    keras_padding = "valid"
+    if pad:
+        if strides == 1 and pad == kernel_size // 2 and kernel_size % 2:
+            keras_padding = "same"
+        else:
+            x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    return keras.layers.DepthwiseConv2D(
+        kernel_size,
+        strides=strides,
+        padding=keras_padding,
+        use_bias=use_bias,
+        depthwise_initializer=depthwise_initializer,
+        name=name,
+    )(x)

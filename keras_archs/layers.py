@@ -197,3 +197,137 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChannelShuffle(keras.layers.Layer):
+    """Channel shuffle of ShuffleNet (Zhang et al. 2017, Section 3.1; Ma et al. 2018, Figure 3).
+
+    Channels-last: reshape ``C`` to ``(groups, C // groups)``, swap the two axes and
+    flatten, so output channel ``i * groups + j`` is input channel
+    ``j * (C // groups) + i`` (for ``groups=2`` the two halves are interleaved).
+    Only reshape and transpose, which TFLite has as built-in ops.
+    """
+
+    def __init__(self, groups: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if groups < 1:
+            raise ValueError(f"ChannelShuffle groups must be >= 1, got {groups}.")
+        self.groups = groups
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.groups:
+            raise ValueError(f"ChannelShuffle: {channels} channels do not split into {self.groups} groups.")
+
+    def call(self, inputs):
+        shape = ops.shape(inputs)
+        channels = inputs.shape[-1]
+        grouped = ops.reshape(inputs, (-1, shape[1], shape[2], self.groups, channels // self.groups))
+        grouped = ops.transpose(grouped, (0, 1, 2, 4, 3))
+        return ops.reshape(grouped, (-1, shape[1], shape[2], channels))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "groups": self.groups}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ChannelSplit(keras.layers.Layer):
+    """Split the channel axis into ``num_splits`` equal parts, returned as a list
+    (torch ``x.chunk(num_splits, dim=1)``; ShuffleNet V2's channel split, Ma et al.
+    2018, Section 4). TFLite: SPLIT."""
+
+    def __init__(self, num_splits: int = 2, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if num_splits < 1:
+            raise ValueError(f"ChannelSplit num_splits must be >= 1, got {num_splits}.")
+        self.num_splits = num_splits
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % self.num_splits:
+            raise ValueError(f"ChannelSplit: {channels} channels do not split into {self.num_splits} parts.")
+
+    def call(self, inputs):
+        return ops.split(inputs, self.num_splits, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        part = (*input_shape[:-1], input_shape[-1] // self.num_splits)
+        return [part] * self.num_splits
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_splits": self.num_splits}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WeightStandardizedConv2D(keras.layers.Conv2D):
+    """A Conv2D whose kernel is standardised per output channel on every call
+    (Qiao et al. 2019, "Weight Standardization"; used throughout BiT, Kolesnikov
+    et al. 2020, Section 2.1).
+
+    ``w_hat = (w - mean(w)) / sqrt(var(w) + epsilon)``, with the mean and the biased
+    variance taken over the kernel's height, width and input-channel axes, one pair
+    per filter. The stored kernel stays unstandardised, so weights from the
+    reference implementations load unchanged. The default ``epsilon=1e-10`` is the
+    official BiT code's (big_transfer ``bit_pytorch`` ``StdConv2d``); timm's BiT
+    models use ``1e-8``.
+    """
+
+    def __init__(self, *args: Any, epsilon: float = 1e-10, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.epsilon = epsilon
+
+    def standardized_kernel(self, kernel=None):
+        """The kernel the convolution actually uses."""
+        kernel = self.kernel if kernel is None else kernel
+        mean = ops.mean(kernel, axis=(0, 1, 2), keepdims=True)
+        variance = ops.var(kernel, axis=(0, 1, 2), keepdims=True)
+        return (kernel - mean) / ops.sqrt(variance + self.epsilon)
+
+    def convolution_op(self, inputs, kernel):
+        return super().convolution_op(inputs, self.standardized_kernel(kernel))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class CeilMaxPooling2D(keras.layers.Layer):
+    """Max pooling with symmetric ``padding`` and Caffe/PyTorch ``ceil_mode`` rounding.
+
+    The output has ``ceil((size + 2 * padding - pool_size) / strides) + 1`` cells per
+    axis: a last, partial window is kept. Padding cells hold -inf, so they never win
+    the max (as in Caffe and PyTorch). Works for unknown input sizes too (the
+    bottom/right padding is computed at run time).
+    """
+
+    def __init__(self, pool_size: int = 3, strides: int = 2, padding: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_size = pool_size
+        self.strides = strides
+        self.padding = padding
+
+    def _extra(self, size):
+        span = size + 2 * self.padding - self.pool_size
+        return (self.strides - span % self.strides) % self.strides
+
+    def call(self, inputs):
+        shape = ops.shape(inputs)
+        p = self.padding
+        pads = [[0, 0], [p, p + self._extra(shape[1])], [p, p + self._extra(shape[2])], [0, 0]]
+        x = ops.pad(inputs, pads, constant_values=float("-inf"))
+        return ops.max_pool(x, self.pool_size, strides=self.strides, padding="valid")
+
+    def compute_output_shape(self, input_shape):
+        def out(d):
+            if d is None:
+                return None
+            return -(-(d + 2 * self.padding - self.pool_size) // self.strides) + 1
+
+        return (input_shape[0], out(input_shape[1]), out(input_shape[2]), input_shape[3])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}

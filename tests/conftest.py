@@ -7,8 +7,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import gc
-
 # torchvision must be imported before TensorFlow: the other order segfaults (TF 2.21
 # and torchvision 0.29 / triton load clashing native libraries). Both are test
 # dependencies (requirements-dev.txt), so conftest imports the references first.
@@ -52,10 +50,17 @@ def family_representatives():
     return [pytest.param(s.name, id=s.name) for s in smallest.values()]
 
 
+def _built_big_model() -> bool:
+    """Resident memory above 4 GiB (Linux /proc; the CI and dev machines are Linux)."""
+    with open("/proc/self/statm") as f:
+        resident_pages = int(f.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") > 4 * 2**30
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
-    keras.backend.clear_session()
     keras.utils.set_random_seed(1234)
     yield
-    keras.backend.clear_session()
-    gc.collect()
+    # Free the test's models (clear_session also collects garbage, the slow part:
+    # do it only when the test built something big).
+    keras.backend.clear_session(free_memory=_built_big_model())
