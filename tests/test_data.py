@@ -1,0 +1,162 @@
+"""Dataset loading (trainers/data.py): Debian's Fashion-MNIST, fast TFDS failures, image folders."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from trainers import data
+
+
+def _first(ds, n):
+    return [(x.numpy(), int(y)) for x, y in ds.take(n)]
+
+
+def test_fashion_mnist_from_debian_files():
+    train, info = data.load_dataset("fashion_mnist", "train")
+    assert (info.num_train, info.num_test, info.num_classes) == (60_000, 10_000, 10)
+    assert info.class_names[0] == "T-shirt/top" and info.class_names[9] == "Ankle boot"
+    assert info.image_shape == (28, 28, 1)
+    assert train.element_spec[0].dtype == tf.uint8 and train.element_spec[1].dtype == tf.int32
+    assert train.cardinality() == 60_000
+    test, test_info = data.load_dataset("fashion-mnist", "test")
+    assert test_info.split == "test" and test.cardinality() == 10_000
+    labels = next(iter(test.map(lambda x, y: y).batch(10_000))).numpy()
+    np.testing.assert_array_equal(np.bincount(labels), [1000] * 10)  # the test set is balanced
+    first = _first(train, 3)
+    again = _first(data.load_dataset("fashion_mnist", "train")[0], 3)
+    assert all(np.array_equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(first, again))
+    assert first[0][0].shape == (28, 28, 1) and first[0][0].max() > 0
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_from_data_dir(tmp_path):
+    rng = np.random.RandomState(0)
+    images = {"train": rng.randint(0, 256, (5, 28, 28)), "t10k": rng.randint(0, 256, (3, 28, 28))}
+    labels = {"train": np.array([0, 1, 2, 3, 9]), "t10k": np.array([4, 5, 6])}
+    for prefix in ("train", "t10k"):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images[prefix])
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels[prefix])
+    ds, info = data.load_dataset("fashion_mnist", "test", data_dir=str(tmp_path))
+    assert (info.num_train, info.num_test, info.source) == (5, 3, str(tmp_path))
+    got = _first(ds, 10)
+    assert [y for _, y in got] == [4, 5, 6]
+    np.testing.assert_array_equal(got[1][0][..., 0], images["t10k"][1])
+
+
+def test_missing_fashion_mnist_says_how_to_get_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
+    with pytest.raises(data.DatasetUnavailableError) as err:
+        data.load_dataset("fashion_mnist", "train")
+    assert "apt-get install dataset-fashion-mnist" in str(err.value)
+    assert "--data_dir" in str(err.value)
+
+
+def test_bad_split_is_rejected():
+    with pytest.raises(ValueError, match="split must be"):
+        data.load_dataset("fashion_mnist", "holdout")
+
+
+def test_unprepared_tfds_dataset_fails_fast(tmp_path):
+    # Warm-up: importing TFDS and its first builder lookup load modules (seconds on a busy
+    # machine); what is measured is that a missing dataset never waits on the network.
+    with pytest.raises(data.DatasetUnavailableError):
+        data.load_dataset("cifar10", "train", data_dir=str(tmp_path))
+    start = time.perf_counter()
+    with pytest.raises(data.DatasetUnavailableError, match="not prepared") as err:
+        data.load_dataset("mnist", "train", data_dir=str(tmp_path))
+    assert time.perf_counter() - start < 2.0
+    assert "tfds build mnist" in str(err.value)
+    start = time.perf_counter()
+    with pytest.raises(data.DatasetUnavailableError, match="Did you mean: cifar10"):
+        data.load_dataset("cifar_10", "train", data_dir=str(tmp_path))
+    assert time.perf_counter() - start < 2.0
+
+
+def test_tfds_split_mapping_and_info(monkeypatch):
+    """The loader's use of a prepared builder (TFDS cannot prepare one offline here)."""
+    import tensorflow_datasets as tfds
+
+    calls = {}
+
+    class FakeBuilder:
+        data_dir = "/prepared"
+        info = SimpleNamespace(
+            name="tiny",
+            splits={"train": SimpleNamespace(num_examples=5), "validation": SimpleNamespace(num_examples=3)},
+            features={
+                "image": SimpleNamespace(shape=(None, None, 3)),
+                "label": SimpleNamespace(num_classes=2, names=["a", "b"]),
+            },
+        )
+
+        def as_dataset(self, split, as_supervised, shuffle_files):
+            calls["split"], calls["shuffle"] = split, shuffle_files
+            images = np.zeros((3, 4, 4, 3), np.uint8)
+            return tf.data.Dataset.from_tensor_slices((images, np.array([0, 1, 1], np.int64)))
+
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: FakeBuilder())
+    monkeypatch.setattr(data, "_tfds_prepared", lambda builder: True)
+    ds, info = data.load_dataset("tiny", "test")
+    assert calls == {"split": "validation", "shuffle": False}
+    assert (info.num_train, info.num_test, info.class_names, info.image_shape) == (5, 3, ("a", "b"), (None, None, 3))
+    assert ds.element_spec[1].dtype == tf.int32
+
+
+def _make_folder(root, split, grey=False):
+    rng = np.random.RandomState(1)
+    written = {}
+    for cls, fmt in (("cat", "PNG"), ("dog", "JPEG")):
+        folder = root / split / cls
+        folder.mkdir(parents=True)
+        for i in range(3):
+            pixels = rng.randint(0, 256, (8, 6) if grey else (8, 6, 3)).astype(np.uint8)
+            path = folder / f"{i}.{'png' if fmt == 'PNG' else 'jpg'}"
+            Image.fromarray(pixels).save(path, fmt)
+            written[str(path)] = pixels
+    return written
+
+
+def test_folder_dataset_skips_and_counts_corrupt_files(tmp_path, caplog):
+    written = _make_folder(tmp_path, "train")
+    _make_folder(tmp_path, "test")
+    (tmp_path / "train" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    png = (tmp_path / "train" / "cat" / "0.png").read_bytes()
+    (tmp_path / "train" / "cat" / "truncated.png").write_bytes(png[: len(png) // 2])
+    with caplog.at_level(logging.WARNING, logger="trainers.data"):
+        ds, info = data.load_dataset(f"folder:{tmp_path}", "train")
+    assert "skipped 2 unreadable" in caplog.text and "broken.jpg" in caplog.text
+    assert info.skipped == 2
+    assert info.class_names == ("cat", "dog") and info.num_classes == 2
+    assert (info.num_train, info.image_shape) == (6, (8, 6, 3))
+    got = [(x.numpy(), int(y)) for x, y in ds]
+    assert [y for _, y in got] == [0, 0, 0, 1, 1, 1]
+    assert got[0][0].dtype == np.uint8 and got[0][0].shape == (8, 6, 3)
+    np.testing.assert_array_equal(got[0][0], written[str(tmp_path / "train" / "cat" / "0.png")])  # PNG is lossless
+    test_ds, test_info = data.load_dataset(f"folder:{tmp_path}", "test")
+    assert test_info.num_test == 6 and test_info.num_train == 8  # train files counted, not decoded
+    assert len(list(test_ds)) == 6
+
+
+def test_folder_without_splits_and_grey_images(tmp_path):
+    _make_folder(tmp_path, "all", grey=True)
+    root = tmp_path / "all"
+    ds, info = data.load_dataset(f"folder:{root}", "train")
+    assert info.image_shape == (8, 6, 1) and info.num_train == 6 and info.num_test == 0
+    assert next(iter(ds))[0].shape == (8, 6, 1)
+    with pytest.raises(ValueError, match="no 'test' split"):
+        data.load_dataset(f"folder:{root}", "test")
+    with pytest.raises(data.DatasetUnavailableError, match="does not exist"):
+        data.load_dataset(f"folder:{tmp_path / 'nowhere'}", "train")
