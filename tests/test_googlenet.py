@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 import keras_archs
-from keras_archs.models.googlenet import ceil_max_pool
+from keras_archs.blocks import pool
 from tests.conftest import trainable_count
 
 # Table 1: output channels of every inception module, and its grid at 224x224.
@@ -93,8 +93,8 @@ def test_paper_and_torchvision_layouts_differ_where_documented():
     assert tv.get_layer("conv1_bn").epsilon == pytest.approx(1e-3)
     assert {"norm1", "norm2"} <= {layer.name for layer in paper.layers}
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in paper.layers)
-    assert paper.get_layer("maxpool4").pool_size == (3, 3)
-    assert tv.get_layer("maxpool4").pool_size == (2, 2)
+    assert paper.get_layer("maxpool4").pool_size == 3
+    assert tv.get_layer("maxpool4").pool_size == 2
     assert paper.get_layer("top_dropout").rate == pytest.approx(0.4)
 
 
@@ -114,9 +114,9 @@ def test_googlenet_bn_min_size_equals_torchvision():
 @pytest.mark.parametrize("size", [7, 8, 14, 15, 28, 29, 31])
 @pytest.mark.parametrize("pool_size", [2, 3])
 def test_ceil_max_pool_equals_torch_ceil_mode(size, pool_size):
-    x = np.random.default_rng(size).uniform(size=(1, size, size + 3, 4)).astype("float32")
+    x = np.random.default_rng(size).normal(size=(1, size, size + 3, 4)).astype("float32")  # negatives too: -inf padding
     inp = keras.Input((None, None, 4))  # open size: the padding needs no known shape
-    ours = keras.Model(inp, ceil_max_pool(inp, pool_size, 2, name="p"))(x)
+    ours = keras.Model(inp, pool(inp, pool_size, 2, ceil_mode=True, name="p"))(x)
     ref = torch.nn.functional.max_pool2d(torch.from_numpy(x).permute(0, 3, 1, 2), pool_size, 2, ceil_mode=True)
     np.testing.assert_array_equal(np.asarray(ours), ref.permute(0, 2, 3, 1).numpy())
 

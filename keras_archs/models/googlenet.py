@@ -58,18 +58,6 @@ def basic_conv(x, filters: int, kernel_size: int, *, name: str, strides: int = 1
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-def ceil_max_pool(x, pool_size: int, strides: int, *, name: str):
-    """Max-pooling with Caffe's / torch's ``ceil_mode``, at any (also unknown) input size.
-
-    Padding ``strides - 1`` zeros at the bottom/right gives ``ceil((n - k) / s) + 1``
-    outputs with every window starting inside the input; the inputs are ReLU outputs
-    (non-negative), so the zeros never win over a real value.
-    """
-    if strides > 1:
-        x = keras.layers.ZeroPadding2D(((0, strides - 1), (0, strides - 1)), name=f"{name}_pad")(x)
-    return keras.layers.MaxPooling2D(pool_size, strides=strides, padding="valid", name=name)(x)
-
-
 def inception_module(x, row: tuple, *, branch3_kernel: int, batch_norm: bool):
     """Figure 2(b): 1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3 max-pool -> 1x1, concatenated."""
     name, n1x1, n3x3red, n3x3, n5x5red, n5x5, pool_proj = row
@@ -127,7 +115,7 @@ def googlenet(*, layout: str = "paper", aux_logits: bool = False, aux_dropout: f
 
     def features(x):
         x = basic_conv(x, 64, 7, strides=2, name="conv1", batch_norm=bn)
-        x = ceil_max_pool(x, 3, 2, name="maxpool1")
+        x = pool(x, 3, 2, ceil_mode=True, name="maxpool1")
         if cfg["lrn"]:
             # Caffe's reference model (bvlc_googlenet): size 5, alpha 1e-4 (divided by
             # the size in Caffe's formula), beta 0.75, k 1; the paper gives no values.
@@ -136,13 +124,13 @@ def googlenet(*, layout: str = "paper", aux_logits: bool = False, aux_dropout: f
         x = basic_conv(x, 192, 3, name="conv3", batch_norm=bn)
         if cfg["lrn"]:
             x = LocalResponseNormalization(depth=5, k=1.0, alpha=1e-4 / 5, beta=0.75, name="norm2")(x)
-        x = ceil_max_pool(x, 3, 2, name="maxpool2")
+        x = pool(x, 3, 2, ceil_mode=True, name="maxpool2")
         aux = {}
         for row in INCEPTION_TABLE:
             if row == "maxpool4":
-                x = ceil_max_pool(x, cfg["pool4_size"], 2, name=row)
+                x = pool(x, cfg["pool4_size"], 2, ceil_mode=True, name=row)
             elif isinstance(row, str):
-                x = ceil_max_pool(x, 3, 2, name=row)
+                x = pool(x, 3, 2, ceil_mode=True, name=row)
             else:
                 x = inception_module(x, row, branch3_kernel=cfg["branch3_kernel"], batch_norm=bn)
                 if with_aux and row[0] in AUX_HEADS:
