@@ -1,17 +1,47 @@
 """Loading weights into keras_archs models.
 
 ``weights`` may be ``None`` (random initialisation), ``"imagenet"`` (official
-files, where a variant has them) or a path to a file we can read. The format is
-detected from the file, never trusted from user code: ``.keras`` archives load
-in Keras safe mode and only their weights are taken.
+files, where a variant has them; ``"imagenet:torchvision"`` or
+``"imagenet:keras"`` picks the source) or a path to a file. The format is
+detected from the file's content, never from its suffix alone, and nothing in a
+file is executed:
+
+* a PyTorch state dict (``torch.save(model.state_dict(), "x.pth")``, zip or
+  legacy format), read without torch by a restricted unpickler, mapped to our
+  layers with the family's torchvision name table and converted to Keras layout;
+* a Keras HDF5 file with layer names (keras.applications' official files,
+  Keras 2 ``save_weights("x.h5")``, legacy ``model.save("x.h5")``);
+* a ``.keras`` archive (loaded in safe mode, only its weights are taken);
+* a Keras 3 ``.weights.h5`` saved from the same keras_archs model (its weights
+  are matched by position, as ``model.load_weights`` does).
+
+Every tensor is checked (names, shapes, the reference's options) before any is
+assigned; on failure a :class:`WeightsError` names the layer and both shapes and
+the model keeps its previous values.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 
 import keras
+import numpy as np
+
+from keras_archs import registry
+from keras_archs.weight_import import families, keras_reader, official, torch_reader
+
+# Keras variable name -> torch parameter/buffer name.
+_TORCH_SUFFIX = {
+    "kernel": "weight",
+    "bias": "bias",
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
+_MAX_LISTED = 5
 
 
 class WeightsError(ValueError):
@@ -21,72 +51,317 @@ class WeightsError(ValueError):
 def load_weights(model: keras.Model, weights: str | os.PathLike, *, arch: str) -> None:
     """Load ``weights`` into ``model`` in place, or raise :class:`WeightsError`.
 
+    Args:
+        model: a keras_archs model.
+        weights: ``"imagenet"`` (optionally ``"imagenet:torchvision"`` /
+            ``"imagenet:keras"``) or the path of a ``.pth``/``.pt``, ``.h5``,
+            ``.weights.h5`` or ``.keras`` file.
+        arch: the registry name of the variant, which selects the name tables.
+
     Nothing half-loaded is left: on any failure the model's previous values are
     restored before the error is raised.
     """
-    if isinstance(weights, str) and weights == "imagenet":
-        raise WeightsError(
-            f"No official ImageNet weights are registered for {arch!r} in this version. "
-            f"Pass weights='/path/to/file' with a local weights file instead "
-            f"(.weights.h5 or .keras)."
-        )
-    path = os.fspath(weights)
-    if not os.path.exists(path):
-        raise WeightsError(
-            f"weights={path!r} is neither None, 'imagenet', nor an existing file. "
-            f"Pass the path of a local weights file."
-        )
-    snapshot = [v.numpy() for v in model.weights]
+    if isinstance(weights, str) and weights.split(":", 1)[0] == "imagenet":
+        path = _official_file(model, weights, arch)
+    else:
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
+            raise WeightsError(
+                f"weights={path!r} is neither None, 'imagenet', nor an existing file. "
+                f"Pass the path of a local weights file."
+            )
+    snapshot = [np.array(v) for v in model.weights]
+    plan = ()
     try:
-        _load_file(model, path)
+        plan = plan_assignments(model, path, arch=arch)
+        if plan is None:  # a Keras 3 .weights.h5: keras matches it structurally
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.load_weights(path)
+        else:
+            for variable, value in plan:
+                variable.assign(value)
     except Exception as err:
         for variable, value in zip(model.weights, snapshot):
             variable.assign(value)
         if isinstance(err, WeightsError):
             raise
-        raise WeightsError(f"Could not load {path!r} into {arch!r}: {err}") from err
+        hint = ""
+        if plan is None:
+            hint = (
+                " A Keras 3 .weights.h5 is matched by position, so it must come from the same keras_archs "
+                "model built with the same options; for keras.applications weights pass its official .h5 "
+                "(named layers) or a .keras archive of it."
+            )
+        raise WeightsError(f"Could not load {path!r} into {arch!r}: {err}{hint}") from err
 
 
-def _load_file(model: keras.Model, path: str) -> None:
+def detect_format(path: str) -> str:
+    """``"torch"``, ``"keras_h5"`` (named layers), ``"keras3_h5"`` or ``"keras_archive"``."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+        if any(n.endswith("/data.pkl") for n in names):
+            return "torch"
+        if "config.json" in names and "model.weights.h5" in names:
+            return "keras_archive"
+        raise WeightsError(f"{path!r} is a zip file but neither a torch.save file nor a .keras archive.")
+    if keras_reader.is_hdf5(path):
+        layout = keras_reader.h5_layout(path)
+        if layout == "unknown":
+            raise WeightsError(f"{path!r} is an HDF5 file but not a Keras weights file.")
+        return {"legacy": "keras_h5", "keras3": "keras3_h5"}[layout]
+    if torch_reader.is_torch_file(path):
+        return "torch"
     if path.endswith(".keras"):
-        if not zipfile.is_zipfile(path):
-            raise WeightsError(f"{path!r} is not a valid .keras archive (corrupt or truncated).")
+        raise WeightsError(f"{path!r} is not a valid .keras archive (corrupt or truncated).")
+    raise WeightsError(
+        f"Unrecognised weights file {path!r}: expected a PyTorch state dict (.pth/.pt), a Keras HDF5 "
+        f"weights file (.h5/.weights.h5) or a .keras archive."
+    )
+
+
+def plan_assignments(model: keras.Model, path: str, *, arch: str) -> list[tuple[keras.Variable, np.ndarray]] | None:
+    """Every (variable, value) pair ``path`` gives ``model``, fully checked; ``None`` for a
+    Keras 3 ``.weights.h5`` (loaded structurally by Keras). Raises :class:`WeightsError`."""
+    fmt = detect_format(path)
+    family = _family(arch)
+    if fmt == "torch":
+        try:
+            tensors = torch_reader.read_state_dict(path)
+        except (ValueError, KeyError, EOFError) as err:
+            raise WeightsError(f"Could not read {path!r} as a PyTorch state dict: {err}") from err
+        return _plan_torch(model, tensors, family=family, arch=arch, path=path)
+    if fmt == "keras_h5":
+        return _plan_keras(model, keras_reader.read_legacy_h5(path), family=family, path=path, source=path)
+    if fmt == "keras_archive":
         source = keras.saving.load_model(path, compile=False, safe_mode=True)
-        _copy_by_layer_name(source, model, path)
-    elif path.endswith(".weights.h5"):
-        model.load_weights(path)
-    else:
-        raise WeightsError(
-            f"Unrecognised weights file {path!r}: expected a .keras or .weights.h5 file."
+        epsilons = {
+            layer.name: layer.epsilon
+            for layer in source.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+        }
+        return _plan_keras(
+            model,
+            keras_reader.read_keras_model(source),
+            family=family,
+            path=path,
+            source=source.name,
+            epsilons=epsilons,
         )
+    return None
 
 
-def _copy_by_layer_name(source: keras.Model, target: keras.Model, path: str) -> None:
-    source_layers = {layer.name: layer for layer in source.layers if layer.weights}
-    target_layers = [layer for layer in target.layers if layer.weights]
-    missing = [layer.name for layer in target_layers if layer.name not in source_layers]
+def _family(arch: str) -> str | None:
+    try:
+        return registry.get_spec(arch).family
+    except ValueError:
+        return None
+
+
+def _weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if layer.weights]
+
+
+def _has_top(model: keras.Model) -> bool:
+    return any(layer.name == "predictions" for layer in model.layers)
+
+
+def _is_head(name: str, head) -> bool:
+    return any(name == h or name.startswith(h + ".") for h in head)
+
+
+def incompatibility(model: keras.Model, ref: families.Reference, source: str) -> str | None:
+    """Why ``model``'s options give other outputs than the reference's, or ``None``."""
+    if ref.bn_epsilon is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization) and not np.isclose(
+                layer.epsilon, ref.bn_epsilon, rtol=1e-6, atol=0
+            ):
+                return (
+                    f"{source} uses BatchNormalization epsilon {ref.bn_epsilon:g}, layer {layer.name!r} "
+                    f"has {layer.epsilon:g} (build the model with bn_epsilon={ref.bn_epsilon:g} if the family "
+                    f"has that option)"
+                )
+    return ref.check(model) if ref.check else None
+
+
+def _torch_to_keras(model_layer, var_name: str, tensor: np.ndarray, flatten_chw: tuple | None) -> np.ndarray:
+    """One torch tensor in the layout of the Keras variable ``var_name`` of ``model_layer``."""
+    if var_name != "kernel":
+        return tensor
+    if isinstance(model_layer, keras.layers.DepthwiseConv2D):
+        # torch (C*m, 1, kh, kw), output channel c*m + j  ->  Keras (kh, kw, C, m)
+        m = model_layer.depth_multiplier
+        return tensor.reshape(-1, m, *tensor.shape[2:]).transpose(2, 3, 0, 1)
+    if isinstance(model_layer, keras.layers.Conv2D):
+        return tensor.transpose(2, 3, 1, 0)  # OIHW -> HWIO (grouped: I is per group in both)
+    if isinstance(model_layer, keras.layers.Dense):
+        if flatten_chw is not None:
+            # torch flattens (C, H, W), Keras (H, W, C): reorder the input rows.
+            c, h, w = flatten_chw
+            return tensor.reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1)
+        return tensor.T
+    return tensor
+
+
+def _flatten_input(layer) -> tuple[int, int, int] | None:
+    """(C, H, W) when ``layer`` reads a Flatten of a 4D map, else ``None``."""
+    try:
+        upstream = layer.input._keras_history.operation
+    except (AttributeError, ValueError):
+        return None
+    if isinstance(upstream, keras.layers.Flatten) and len(upstream.input.shape) == 4:
+        h, w, c = upstream.input.shape[1:]
+        if h * w > 1:
+            return (c, h, w)
+    return None
+
+
+def _plan_torch(model, tensors: dict[str, np.ndarray], *, family, arch, path):
+    ref = families.reference(family, "torchvision")
+    if ref is None:
+        raise WeightsError(
+            f"{path!r} is a PyTorch state dict, but there is no torchvision name table for the "
+            f"{family or arch!r} family; such files can be loaded into: {', '.join(sorted(_torch_families()))}."
+        )
+    reason = incompatibility(model, ref, "torchvision")
+    if reason:
+        raise WeightsError(f"{path!r} (torchvision layout) does not fit this {arch!r} model: {reason}.")
+    names = ref.names(model)
+    plan, used, missing, mismatched = [], set(), [], []
+    for layer in _weighted_layers(model):
+        prefix = names.get(layer.name)
+        if prefix is None:
+            missing.append(f"{layer.name} (no torchvision name)")
+            continue
+        flatten_chw = _flatten_input(layer) if ref.flatten == "chw" else None
+        for variable in layer.weights:
+            key = f"{prefix}.{_TORCH_SUFFIX.get(variable.name, variable.name)}"
+            if key not in tensors:
+                missing.append(f"{layer.name}/{variable.name} ({key!r})")
+                continue
+            used.add(key)
+            source = tensors[key]
+            try:
+                value = _torch_to_keras(layer, variable.name, source, flatten_chw)
+            except ValueError:
+                value = source
+            if tuple(value.shape) != tuple(variable.shape):
+                mismatched.append(
+                    f"layer {layer.name!r} ({variable.name}): the model's shape is {tuple(variable.shape)}, "
+                    f"{key!r} in the file has torch shape {tuple(source.shape)} (Keras layout "
+                    f"{tuple(value.shape)})"
+                )
+                continue
+            plan.append((variable, value.astype(variable.dtype)))
+    has_top = _has_top(model)
+    extra = [
+        k
+        for k in tensors
+        if k not in used and not k.endswith("num_batches_tracked") and (has_top or not _is_head(k, ref.head))
+    ]
+    _raise_problems(path, model, missing=missing, extra=extra, mismatched=mismatched)
+    return plan
+
+
+def _torch_families() -> list[str]:
+    return [f for f, refs in families.FAMILIES.items() if "torchvision" in refs]
+
+
+def _plan_keras(model, layers: keras_reader.LayerWeights, *, family, path, source, epsilons=None):
+    ref = families.reference(family, "keras") or families.Reference()
+    names = ref.names(model)
+    plan, used, missing, mismatched = [], set(), [], []
+    for layer in _weighted_layers(model):
+        name = names.get(layer.name, layer.name)
+        if name not in layers:
+            missing.append(layer.name)
+            continue
+        used.add(name)
+        stored = layers[name]
+        if epsilons and name in epsilons and not np.isclose(epsilons[name], layer.epsilon, rtol=1e-6, atol=0):
+            mismatched.append(
+                f"layer {layer.name!r}: BatchNormalization epsilon {layer.epsilon:g} in the model, "
+                f"{epsilons[name]:g} in the file"
+            )
+            continue
+        by_name = dict(stored)
+        if len(stored) != len(layer.weights):
+            mismatched.append(
+                f"layer {layer.name!r} has {len(layer.weights)} weights in the model but {len(stored)} in the file"
+            )
+            continue
+        use_names = len(by_name) == len(stored) and all(v.name in by_name for v in layer.weights)
+        for i, variable in enumerate(layer.weights):
+            value = by_name[variable.name] if use_names else stored[i][1]
+            if tuple(value.shape) != tuple(variable.shape):
+                mismatched.append(
+                    f"layer {layer.name!r} ({variable.name}): the model's shape is {tuple(variable.shape)}, "
+                    f"the file's is {tuple(value.shape)}"
+                )
+                continue
+            plan.append((variable, value.astype(variable.dtype)))
+    has_top = _has_top(model)
+    extra = sorted(n for n in layers if n not in used and (has_top or not _is_head(n, ref.head)))
     if missing:
         raise WeightsError(
-            f"{path!r} has no weights for layer(s) {missing[:5]} of {target.name!r}; "
-            f"is it a file for a different architecture ({source.name!r})?"
+            f"{path!r} has no weights for layer(s) {missing[:_MAX_LISTED]} of {model.name!r}; "
+            f"is it a file for a different architecture ({source!r})?"
         )
-    extra = sorted(set(source_layers) - {layer.name for layer in target_layers})
     if extra:
         raise WeightsError(
-            f"{path!r} has weights for layer(s) {extra[:5]} that {target.name!r} does not have; "
-            f"is it a file for a different architecture ({source.name!r})?"
+            f"{path!r} has weights for layer(s) {extra[:_MAX_LISTED]} that {model.name!r} does not have; "
+            f"is it a file for a different architecture ({source!r})?"
         )
-    for layer in target_layers:
-        src = source_layers[layer.name]
-        if len(layer.weights) != len(src.weights):
-            raise WeightsError(
-                f"Layer {layer.name!r} has {len(layer.weights)} weights in the model but "
-                f"{len(src.weights)} in {path!r}."
-            )
-        for mine, theirs in zip(layer.weights, src.weights):
-            if tuple(mine.shape) != tuple(theirs.shape):
-                raise WeightsError(
-                    f"Layer {layer.name!r}: weight {mine.path!r} has shape {tuple(mine.shape)} in the "
-                    f"model but {tuple(theirs.shape)} in {path!r}."
-                )
-        layer.set_weights(src.get_weights())
+    _raise_problems(path, model, missing=[], extra=[], mismatched=mismatched)
+    return plan
+
+
+def _raise_problems(path, model, *, missing, extra, mismatched) -> None:
+    problems = []
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es): " + "; ".join(mismatched[:_MAX_LISTED]))
+    if missing:
+        problems.append(f"{len(missing)} weight(s) missing from the file: " + ", ".join(missing[:_MAX_LISTED]))
+    if extra:
+        problems.append(
+            f"{len(extra)} tensor(s) in the file that {model.name!r} does not have: "
+            + ", ".join(extra[:_MAX_LISTED])
+        )
+    if problems:
+        raise WeightsError(
+            f"{path!r} does not fit {model.name!r} (is it a file for a different architecture or other "
+            f"options?): " + " | ".join(problems)
+        )
+
+
+def _official_file(model: keras.Model, weights: str, arch: str) -> str:
+    """Path of the official file for ``arch`` that matches the model's options (downloaded if need be)."""
+    wanted = weights.partition(":")[2] or None
+    files = official.OFFICIAL.get(arch, ())
+    if wanted:
+        files = tuple(f for f in files if f.kind == wanted)
+    if not files:
+        where = f" from {wanted}" if wanted else ""
+        raise WeightsError(
+            f"No official ImageNet weights{where} are registered for {arch!r}. Variants with official files: "
+            f"{', '.join(sorted(official.OFFICIAL))}. Pass weights='/path/to/file' with a local file instead "
+            f"(.pth/.pt state dict, .h5, .weights.h5 or .keras)."
+        )
+    family = _family(arch)
+    reasons = []
+    for file in files:
+        ref = families.reference(family, file.kind)
+        reason = incompatibility(model, ref, file.kind) if ref else f"no {file.kind} name table"
+        if reason is None:
+            url, file_hash = file.for_top(_has_top(model))
+
+            def fail(message: str):
+                raise WeightsError(f"weights={weights!r} for {arch!r}: {message}")
+
+            return official.fetch(url, file_hash, fail=fail)
+        reasons.append(reason)
+    raise WeightsError(
+        f"weights={weights!r}: no official file for {arch!r} fits this model's options: " + "; ".join(reasons)
+    )
