@@ -16,11 +16,12 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m trainers.run
 
+# Two workers (the machines have 2 cores); the biggest models share one worker.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

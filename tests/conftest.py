@@ -24,7 +24,7 @@ import keras_archs
 # under the `slow` marker, which CI also runs.
 SLOW_PARAMS = 150_000_000
 # ...and variants so deep that building them takes tens of seconds.
-SLOW_NAMES = {"resnet1202"}
+SLOW_NAMES = {"resnet1202", "densenet264", "densenet_bc_250_24", "densenet_bc_190_40"}
 
 
 def trainable_count(model: keras.Model) -> int:
@@ -35,10 +35,16 @@ def trainable_count(model: keras.Model) -> int:
 def registry_params(names=None):
     """pytest params over registry names, heavy ones marked slow."""
     specs = keras_archs.list_models() if names is None else [keras_archs.get_spec(n) for n in names]
-    return [
-        pytest.param(s.name, marks=pytest.mark.slow, id=s.name) if s.params > SLOW_PARAMS or s.name in SLOW_NAMES else pytest.param(s.name, id=s.name)
-        for s in specs
-    ]
+    params = []
+    for s in specs:
+        marks = []
+        if s.params > SLOW_PARAMS or s.name in SLOW_NAMES:
+            marks.append(pytest.mark.slow)
+        if s.params > SLOW_PARAMS:
+            # Big builds share one xdist worker (--dist loadgroup): two never overlap in memory.
+            marks.append(pytest.mark.xdist_group("big"))
+        params.append(pytest.param(s.name, marks=marks, id=s.name))
+    return params
 
 
 def family_representatives():
