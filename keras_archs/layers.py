@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 PACKAGE = "keras_archs"
@@ -149,13 +150,24 @@ class ConnectionTableConv2D(keras.layers.Layer):
             for j, row in enumerate(self.table)
         ]
         self.bias = self.add_weight(shape=(len(self.table),), initializer="zeros", name="bias")
+        # One dense (k, k, C, J) kernel is gathered from the per-map kernels at call
+        # time (unconnected taps read an appended zero), so C3 runs as one convolution
+        # over exactly the table's parameters instead of J gathers and J convolutions.
+        total = sum(k * k * len(row) for row in self.table)
+        index = np.full((k, k, channels, len(self.table)), total, dtype="int32")
+        offset, grid = 0, np.arange(k * k).reshape(k, k)
+        for j, row in enumerate(self.table):
+            for i, c in enumerate(row):
+                index[:, :, c, j] = offset + grid * len(row) + i
+            offset += k * k * len(row)
+        self._dense_index = index
 
     def call(self, inputs):
-        maps = [
-            ops.conv(ops.take(inputs, row, axis=-1), kernel, padding="valid")
-            for row, kernel in zip(self.table, self.kernels)
-        ]
-        return ops.concatenate(maps, axis=-1) + self.bias
+        flat = ops.concatenate(
+            [ops.reshape(kernel, (-1,)) for kernel in self.kernels] + [ops.zeros((1,), self.kernels[0].dtype)]
+        )
+        dense_kernel = ops.take(flat, self._dense_index)
+        return ops.conv(inputs, ops.cast(dense_kernel, inputs.dtype), padding="valid") + ops.cast(self.bias, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         def shrink(d):

@@ -1,0 +1,460 @@
+"""The training loop: one custom loop for every strategy (single device, mirrored,
+multi-worker, TPU), with the recipe's loss, resumable state and the run's outputs.
+
+Why a custom loop: Keras 3.15's ``model.fit`` breaks under ``MultiWorkerMirroredStrategy``
+(keras-team/keras#20585). Here ``strategy.run`` executes the per-replica step inside a
+``tf.function``; each replica's loss is averaged over the *global* batch
+(``tf.nn.compute_average_loss``), so the SUM all-reduce the Keras optimizer performs on the
+gradients gives exactly the single-device gradient of the global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainers import distribute, outputs
+from trainers.recipes import Plan, make_optimizer, make_schedule
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def main_output(outputs_: Any) -> tf.Tensor:
+    """The main logits of a model's outputs (a tensor, or a dict with ``"main"``)."""
+    return outputs_["main"] if isinstance(outputs_, Mapping) else outputs_
+
+
+def per_example_loss(
+    outputs_: Any,
+    onehot: tf.Tensor,
+    *,
+    aux_weights: Mapping[str, float] | None = None,
+    label_smoothing: float = 0.0,
+) -> tf.Tensor:
+    """Cross-entropy from logits per example: ``main + sum_k w_k * aux_k`` for dict outputs.
+
+    Every head gets the same (smoothed) targets. Logits are cast to float32 first (mixed
+    precision computes them in float16). An auxiliary output without a weight in
+    ``aux_weights`` is an error rather than silently ignored.
+    """
+    aux_weights = dict(aux_weights or {})
+    onehot = tf.cast(onehot, tf.float32)
+
+    def xent(logits):
+        return keras.losses.categorical_crossentropy(
+            onehot, tf.cast(logits, tf.float32), from_logits=True, label_smoothing=label_smoothing
+        )
+
+    if not isinstance(outputs_, Mapping):
+        return xent(outputs_)
+    total = xent(outputs_["main"])
+    for name, logits in outputs_.items():
+        if name == "main":
+            continue
+        if name not in aux_weights:
+            raise ValueError(f"The model has an auxiliary output {name!r} but the recipe gives it no weight.")
+        total = total + aux_weights[name] * xent(logits)
+    return total
+
+
+def decayed_variables(model: keras.Model) -> list:
+    """The variables weight decay applies to: trainable kernels (rank >= 2), not biases or BN."""
+    return [v for v in model.trainable_variables if len(v.shape) >= 2]
+
+
+def l2_penalty(variables: Sequence, weight_decay: float) -> tf.Tensor:
+    """``0.5 * wd * sum ||w||^2``: its gradient is the papers' ``wd * w``."""
+    if not weight_decay or not variables:
+        return tf.constant(0.0)
+    return 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in variables])
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+@dataclasses.dataclass
+class Epoch:
+    """What happened in one epoch."""
+
+    epoch: int
+    lr: float
+    loss: float
+    accuracy: float
+    eval_loss: float | None = None
+    eval_accuracy: float | None = None
+    eval_top5: float | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+class Trainer:
+    """Builds the model and optimizer under ``strategy`` and trains them with ``plan``.
+
+    Args:
+        build_model: returns the (logits) model; called inside ``strategy.scope()``.
+        plan: the resolved recipe.
+        strategy: a ``tf.distribute.Strategy``.
+        model_dir: where outputs and resume state go (None: nothing is written).
+        jit_compile: XLA-compile the per-replica step (single replica only).
+        callbacks: ``fn(trainer, epoch_record)`` called after each epoch's state is saved.
+        log: progress printer (chief only).
+    """
+
+    def __init__(
+        self,
+        build_model: Callable[[], keras.Model],
+        plan: Plan,
+        strategy: tf.distribute.Strategy | None = None,
+        *,
+        model_dir: str | None = None,
+        jit_compile: bool = False,
+        callbacks: Sequence[Callable[[Trainer, Epoch], None]] = (),
+        log: Callable[[str], None] = print,
+        loss_scale: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.recipe = plan.recipe
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.replicas = self.strategy.num_replicas_in_sync
+        self.chief = distribute.is_chief(self.strategy)
+        self.model_dir = model_dir
+        self.callbacks = list(callbacks)
+        self._log = log
+        self.jit_compile = bool(jit_compile) and self.replicas == 1
+        if jit_compile and self.replicas > 1:
+            self.log("note: --jit_compile is applied only with one replica; ignored under distribution.")
+        if plan.global_batch % self.replicas:
+            raise ValueError(
+                f"The global batch {plan.global_batch} must be divisible by the {self.replicas} replicas."
+            )
+        with self.strategy.scope():
+            self.model = build_model()
+            self.lr_scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="lr_scale")
+            self.schedule = make_schedule(plan, scale=self.lr_scale)
+            optimizer = make_optimizer(plan, self.schedule)
+            if loss_scale:
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            # Build the slots now: creating variables inside strategy.run fails.
+            self.optimizer.build(self.model.trainable_variables)
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, lr_scale=self.lr_scale)
+        self._decayed = decayed_variables(self.model)
+        self.history: list[dict[str, Any]] = []
+        self.epochs_done = 0
+        self.best: dict[str, Any] = {}
+        self.plateau = {"best": None, "wait": 0, "reductions": 0}
+        self._train_step = None
+        self._eval_step = None
+        self._ckpt_manager = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def log(self, message: str) -> None:
+        if self.chief:
+            self._log(message)
+
+    def current_lr(self) -> float:
+        return float(self.schedule(self._iterations()))
+
+    def _iterations(self) -> int:
+        return int(self.optimizer.iterations.numpy())
+
+    @contextlib.contextmanager
+    def ema_weights(self):
+        """Within the block the model holds the EMA of its weights (if the recipe uses one)."""
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        averages = getattr(inner, "_model_variables_moving_average", None)
+        if not self.recipe.ema_decay or not averages:
+            yield
+            return
+        variables = self.model.trainable_variables
+        saved = [v.numpy() for v in variables]
+        for v, a in zip(variables, averages):
+            v.assign(a.numpy())
+        try:
+            yield
+        finally:
+            for v, s in zip(variables, saved):
+                v.assign(s)
+
+    # ------------------------------------------------------------------ steps
+
+    def _clip(self, grads: list) -> list:
+        """Clip by the norm of the *global* (all-replica) gradient, like one device would."""
+        ctx = tf.distribute.get_replica_context()
+        present = [g for g in grads if g is not None]
+        summed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, present) if self.replicas > 1 else present
+        scale = self.optimizer.loss_scale_factor if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer) else None
+        norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in summed])
+        if scale is not None:
+            norm = norm / tf.cast(scale, tf.float32)
+        factor = tf.minimum(1.0, self.recipe.clip_norm / tf.maximum(norm, 1e-12))
+        return [None if g is None else g * tf.cast(factor, g.dtype) for g in grads]
+
+    def _make_train_step(self):
+        model, optimizer, recipe = self.model, self.optimizer, self.recipe
+        global_batch = self.plan.global_batch
+
+        def step_fn(images, onehot):
+            with tf.GradientTape() as tape:
+                outs = model(images, training=True)
+                per_example = per_example_loss(
+                    outs, onehot, aux_weights=recipe.aux_weights, label_smoothing=recipe.label_smoothing
+                )
+                data_loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+                reg = l2_penalty(self._decayed, recipe.weight_decay)
+                if model.losses:
+                    reg = reg + tf.add_n([tf.cast(x, tf.float32) for x in model.losses])
+                loss = data_loss + tf.nn.scale_regularization_loss(reg)
+                scaled = optimizer.scale_loss(loss)
+            variables = model.trainable_variables
+            grads = tape.gradient(scaled, variables)
+            if recipe.clip_norm:
+                grads = self._clip(grads)
+            optimizer.apply_gradients(zip(grads, variables))
+            logits = tf.cast(main_output(outs), tf.float32)
+            correct = tf.reduce_sum(
+                tf.cast(tf.equal(tf.argmax(logits, -1), tf.argmax(onehot, -1)), tf.float32)
+            )
+            return data_loss, correct
+
+        replica_fn = tf.function(step_fn, jit_compile=True) if self.jit_compile else step_fn
+
+        @tf.function
+        def train_step(images, onehot):
+            loss, correct = self.strategy.run(replica_fn, args=(images, onehot))
+            s = tf.distribute.ReduceOp.SUM
+            return self.strategy.reduce(s, loss, axis=None), self.strategy.reduce(s, correct, axis=None)
+
+        return train_step
+
+    def _make_eval_step(self):
+        model = self.model
+
+        def step_fn(images, labels):
+            logits = tf.cast(main_output(model(images, training=False)), tf.float32)
+            labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+            correct = tf.reduce_sum(tf.cast(tf.equal(tf.cast(tf.argmax(logits, -1), tf.int32), labels), tf.float32))
+            k = min(5, int(logits.shape[-1]))
+            top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
+            count = tf.cast(tf.shape(labels)[0], tf.float32)
+            return tf.stack([loss, correct, top5, count])
+
+        @tf.function
+        def eval_step(images, labels):
+            out = self.strategy.run(step_fn, args=(images, labels))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, out, axis=None)
+
+        return eval_step
+
+    def train_on_batch(self, images, onehot) -> tuple[float, float]:
+        """One optimisation step on an already distributed (or plain, one replica) batch."""
+        if self._train_step is None:
+            self._train_step = self._make_train_step()
+        loss, correct = self._train_step(images, onehot)
+        return float(loss), float(correct)
+
+    def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
+        """Loss, top-1 and top-5 accuracy on a batched ``(image, int label)`` dataset."""
+        if self._eval_step is None:
+            self._eval_step = self._make_eval_step()
+        totals = np.zeros(4)
+        with self.ema_weights():
+            for images, labels in self.strategy.experimental_distribute_dataset(dataset):
+                totals += self._eval_step(images, labels).numpy()
+        n = max(totals[3], 1.0)
+        return {"loss": totals[0] / n, "accuracy": totals[1] / n, "top5": totals[2] / n, "examples": int(totals[3])}
+
+    # ------------------------------------------------------------------ state
+
+    def _paths(self) -> dict[str, str]:
+        d = self.model_dir or ""
+        return {
+            "state": os.path.join(d, "state.json"),
+            "ckpt": os.path.join(d, "checkpoints"),
+            "best": os.path.join(d, "best.keras"),
+            "last": os.path.join(d, "last.keras"),
+            "history_csv": os.path.join(d, "history.csv"),
+            "history_json": os.path.join(d, "history.json"),
+            "png": os.path.join(d, "curves.png"),
+            "logs": os.path.join(d, "logs"),
+        }
+
+    def _manager(self) -> tf.train.CheckpointManager:
+        if self._ckpt_manager is None:
+            directory = self._paths()["ckpt"]
+            if not self.chief:
+                # Every worker must write (saving is collective); only the chief's copy is kept.
+                directory = os.path.join(self.model_dir, f".worker{distribute.worker_id(self.strategy)}_tmp")
+            self._ckpt_manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep=2)
+        return self._ckpt_manager
+
+    def has_state(self) -> bool:
+        return bool(self.model_dir) and os.path.exists(self._paths()["state"])
+
+    def restore(self) -> int:
+        """Restore the last saved epoch from ``model_dir``; returns the number of epochs done."""
+        state = outputs.read_json(self._paths()["state"])
+        prefix = os.path.join(self.model_dir, state["checkpoint"])
+        self.checkpoint.restore(prefix).assert_existing_objects_matched()
+        self.epochs_done = int(state["epochs_done"])
+        self.history = list(state["history"])
+        self.best = dict(state.get("best", {}))
+        self.plateau = dict(state.get("plateau", self.plateau))
+        return self.epochs_done
+
+    def _save_state(self) -> None:
+        if not self.model_dir:
+            return
+        prefix = self._manager().save(checkpoint_number=self.epochs_done)
+        if not self.chief:
+            shutil.rmtree(os.path.dirname(prefix), ignore_errors=True)
+            self._ckpt_manager = None
+            return
+        # state.json is renamed into place only after the checkpoint is complete, so a kill
+        # at any moment leaves a state that points to a whole checkpoint.
+        outputs.write_json(
+            self._paths()["state"],
+            {
+                "epochs_done": self.epochs_done,
+                "checkpoint": os.path.relpath(prefix, self.model_dir),
+                "history": self.history,
+                "best": self.best,
+                "plateau": self.plateau,
+                "plan": self.plan.summary(),
+            },
+        )
+
+    # ------------------------------------------------------------------ plateau
+
+    def _plateau_update(self, metric: float) -> None:
+        s = self.plan.schedule
+        if s.kind != "plateau":
+            return
+        best = self.plateau["best"]
+        if best is None or metric > best + 1e-4:
+            self.plateau.update(best=metric, wait=0)
+            return
+        self.plateau["wait"] += 1
+        if self.plateau["wait"] >= s.patience and self.plateau["reductions"] < s.max_reductions:
+            self.lr_scale.assign(self.lr_scale * s.factor)
+            self.plateau.update(wait=0, reductions=self.plateau["reductions"] + 1)
+            self.log(f"  plateau: learning rate x{s.factor} (reduction {self.plateau['reductions']})")
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(
+        self,
+        train_dataset: Callable[[int], tf.data.Dataset],
+        eval_dataset: tf.data.Dataset | None = None,
+        *,
+        resume: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Train for ``plan.epochs`` epochs.
+
+        ``train_dataset(epoch)`` returns that epoch's batched ``(images, onehot)`` dataset of
+        global batches (at least ``plan.steps_per_epoch`` of them); ``eval_dataset`` is batched
+        ``(images, int labels)``. With ``resume`` and saved state in ``model_dir``, training
+        continues after the last completed epoch.
+        """
+        if resume and self.has_state():
+            done = self.restore()
+            self.log(f"resumed from {self.model_dir}: {done} epoch(s) done, lr scale {float(self.lr_scale.numpy()):g}")
+        writers = {}
+        if self.model_dir and self.chief:
+            logs = self._paths()["logs"]
+            writers = {k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "eval")}
+        spe = self.plan.steps_per_epoch
+        for epoch in range(self.epochs_done + 1, self.plan.epochs + 1):
+            start = time.time()
+            iterator = iter(self.strategy.experimental_distribute_dataset(train_dataset(epoch)))
+            loss_sum = correct = 0.0
+            for step in range(spe):
+                try:
+                    images, onehot = next(iterator)
+                except StopIteration:
+                    raise ValueError(
+                        f"The training data ran out after {step} of {spe} steps in epoch {epoch}."
+                    ) from None
+                loss, corr = self.train_on_batch(images, onehot)
+                if not math.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"Training diverged: the loss is {loss} at epoch {epoch}, step {step + 1} "
+                        f"(learning rate {self.current_lr():.4g}). Lower --lr, add --warmup_epochs, or check the data."
+                    )
+                loss_sum += loss
+                correct += corr
+            record = Epoch(
+                epoch=epoch,
+                lr=self.current_lr(),
+                loss=loss_sum / spe,
+                accuracy=correct / (spe * self.plan.global_batch),
+            )
+            if eval_dataset is not None:
+                ev = self.evaluate(eval_dataset)
+                record.eval_loss, record.eval_accuracy, record.eval_top5 = ev["loss"], ev["accuracy"], ev["top5"]
+                self._plateau_update(ev["accuracy"])
+            record.seconds = time.time() - start
+            self.epochs_done = epoch
+            row = record.as_dict()
+            self.history.append(row)
+            self._write_epoch_outputs(record, writers)
+            self._save_state()
+            self.log(
+                f"epoch {epoch}/{self.plan.epochs}  loss {record.loss:.4f}  acc {record.accuracy:.4f}"
+                + (
+                    f"  eval_loss {record.eval_loss:.4f}  eval_acc {record.eval_accuracy:.4f}"
+                    if record.eval_loss is not None
+                    else ""
+                )
+                + f"  lr {record.lr:.3g}  {record.seconds:.1f}s"
+            )
+            for callback in self.callbacks:
+                callback(self, record)
+        return self.history
+
+    def _write_epoch_outputs(self, record: Epoch, writers: dict) -> None:
+        if not self.model_dir:
+            return
+        improved = False
+        if record.eval_accuracy is not None and (
+            not self.best or record.eval_accuracy > self.best.get("eval_accuracy", -1.0)
+        ):
+            self.best = {"epoch": record.epoch, "eval_accuracy": record.eval_accuracy, "eval_loss": record.eval_loss}
+            improved = True
+        if not self.chief:
+            return
+        paths = self._paths()
+        with self.ema_weights():
+            outputs.save_keras(self.model, paths["last"])
+            if improved:
+                outputs.save_keras(self.model, paths["best"])
+        if writers:
+            outputs.write_scalars(
+                writers["train"], {"loss": record.loss, "accuracy": record.accuracy, "learning_rate": record.lr}, record.epoch
+            )
+            if record.eval_loss is not None:
+                outputs.write_scalars(
+                    writers["eval"], {"loss": record.eval_loss, "accuracy": record.eval_accuracy}, record.epoch
+                )
+        outputs.write_history_csv(paths["history_csv"], self.history)
+        outputs.write_json(paths["history_json"], self.history)
+        outputs.plot_history(paths["png"], self.history, title=self.model.name)

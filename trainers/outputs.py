@@ -1,0 +1,132 @@
+"""What a run leaves in ``--model_dir``, every file written atomically (temp file + rename).
+
+Layout::
+
+    state.json          resume state: epochs done, history, best metric, plateau state
+    checkpoints/        tf.train.Checkpoint of model, optimizer, plateau scale (last two)
+    best.keras last.keras
+    history.csv history.json curves.png
+    metrics.json        final evaluation on the test split
+    plan.json           the resolved recipe and flags
+    logs/train logs/eval  TensorBoard
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename the temp file onto ``path`` (same directory)."""
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    base, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{ext}", dir=directory)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(path, write)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return value
+
+
+def write_json(path: str, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_jsonable(data), indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_history_csv(path: str, history: Sequence[dict[str, Any]]) -> None:
+    keys: list[str] = []
+    for row in history:
+        keys += [k for k in row if k not in keys]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    atomic_write_text(path, buf.getvalue())
+
+
+def plot_history(path: str, history: Sequence[dict[str, Any]], title: str = "") -> None:
+    """Loss and accuracy per epoch (train and eval) and the learning rate, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, metric in zip(axes[:2], ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("eval_", "--")):
+            values = [row.get(prefix + metric) for row in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, values, style, marker="o", label=(prefix or "train_") + metric)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[2].plot(epochs, [row.get("lr") for row in history], marker="o")
+    axes[2].set_yscale("log")
+    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set_xlabel("epoch")
+    axes[2].grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=90))
+    plt.close(fig)
+
+
+def write_scalars(writer, scalars: dict[str, float], step: int) -> None:
+    """TensorBoard scalars without the ``tensorboard`` package (tensorflow-cpu 2.21 no longer
+    depends on it): ``tf.summary.write`` with the scalars plugin's metadata, which is what
+    ``tf.summary.scalar`` writes."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars", content=b""),
+        data_class=summary_pb2.DATA_CLASS_SCALAR,
+    )
+    with writer.as_default():
+        for tag, value in scalars.items():
+            tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step, metadata=metadata)
+    writer.flush()
+
+
+def save_keras(model, path: str) -> None:
+    """``model.save`` to a temp ``.keras`` file, then rename."""
+    atomic_write(path, model.save)
