@@ -22,7 +22,9 @@ the model keeps its previous values.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import warnings
 import zipfile
 
@@ -81,9 +83,11 @@ def load_weights(model: keras.Model, weights: str | os.PathLike, *, arch: str) -
         else:
             for variable, value in plan:
                 variable.assign(value)
+            _finalize_state(model)
     except Exception as err:
         for variable, value in zip(model.weights, snapshot):
             variable.assign(value)
+        _finalize_state(model)
         if isinstance(err, WeightsError):
             raise
         hint = ""
@@ -94,6 +98,14 @@ def load_weights(model: keras.Model, weights: str | os.PathLike, *, arch: str) -
                 "(named layers) or a .keras archive of it."
             )
         raise WeightsError(f"Could not load {path!r} into {arch!r}: {err}{hint}") from err
+
+
+def _finalize_state(model: keras.Model) -> None:
+    """Refresh layers that cache their variables (keras' ``Normalization`` keeps a copy
+    of mean/variance that ``variable.assign`` does not update)."""
+    for layer in model.layers:
+        if hasattr(layer, "finalize_state") and layer.built:
+            layer.finalize_state()
 
 
 def detect_format(path: str) -> str:
@@ -133,7 +145,9 @@ def plan_assignments(model: keras.Model, path: str, *, arch: str) -> list[tuple[
             raise WeightsError(f"Could not read {path!r} as a PyTorch state dict: {err}") from err
         return _plan_torch(model, tensors, family=family, arch=arch, path=path)
     if fmt == "keras_h5":
-        return _plan_keras(model, keras_reader.read_legacy_h5(path), family=family, path=path, source=path)
+        return _plan_keras(
+            model, keras_reader.read_legacy_h5(path), family=family, arch=arch, path=path, source=path
+        )
     if fmt == "keras_archive":
         source = keras.saving.load_model(path, compile=False, safe_mode=True)
         epsilons = {
@@ -145,6 +159,7 @@ def plan_assignments(model: keras.Model, path: str, *, arch: str) -> list[tuple[
             model,
             keras_reader.read_keras_model(source),
             family=family,
+            arch=arch,
             path=path,
             source=source.name,
             epsilons=epsilons,
@@ -171,19 +186,22 @@ def _is_head(name: str, head) -> bool:
     return any(name == h or name.startswith(h + ".") for h in head)
 
 
-def incompatibility(model: keras.Model, ref: families.Reference, source: str) -> str | None:
-    """Why ``model``'s options give other outputs than the reference's, or ``None``."""
-    if ref.bn_epsilon is not None:
+def incompatibility(model: keras.Model, ref: families.Reference, source: str, arch: str | None = None) -> str | None:
+    """Why ``model``'s options give other outputs than the reference's (every reason), or ``None``."""
+    reasons = [ref.check(model)] if ref.check else []
+    epsilon = ref.epsilon(arch)
+    if epsilon is not None:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization) and not np.isclose(
-                layer.epsilon, ref.bn_epsilon, rtol=1e-6, atol=0
+                layer.epsilon, epsilon, rtol=1e-6, atol=0
             ):
-                return (
-                    f"{source} uses BatchNormalization epsilon {ref.bn_epsilon:g}, layer {layer.name!r} "
-                    f"has {layer.epsilon:g} (build the model with bn_epsilon={ref.bn_epsilon:g} if the family "
+                reasons.append(
+                    f"{source} uses BatchNormalization epsilon {epsilon:g}, layer {layer.name!r} "
+                    f"has {layer.epsilon:g} (build the model with bn_epsilon={epsilon:g} if the family "
                     f"has that option)"
                 )
-    return ref.check(model) if ref.check else None
+                break
+    return "; ".join(r for r in reasons if r) or None
 
 
 def _torch_to_keras(model_layer, var_name: str, tensor: np.ndarray, flatten_chw: tuple | None) -> np.ndarray:
@@ -225,9 +243,11 @@ def _plan_torch(model, tensors: dict[str, np.ndarray], *, family, arch, path):
             f"{path!r} is a PyTorch state dict, but there is no torchvision name table for the "
             f"{family or arch!r} family; such files can be loaded into: {', '.join(sorted(_torch_families()))}."
         )
-    reason = incompatibility(model, ref, "torchvision")
+    reason = incompatibility(model, ref, "torchvision", arch)
     if reason:
         raise WeightsError(f"{path!r} (torchvision layout) does not fit this {arch!r} model: {reason}.")
+    if ref.rename_keys:
+        tensors = {ref.rename_keys(k): v for k, v in tensors.items()}
     names = ref.names(model)
     plan, used, missing, mismatched = [], set(), [], []
     for layer in _weighted_layers(model):
@@ -256,10 +276,15 @@ def _plan_torch(model, tensors: dict[str, np.ndarray], *, family, arch, path):
                 continue
             plan.append((variable, value.astype(variable.dtype)))
     has_top = _has_top(model)
+    # auxiliary heads the model was built without (official files carry them)
+    absent_aux = [a for a in ref.aux if not any(_is_head(k, (a,)) for k in used)]
     extra = [
         k
         for k in tensors
-        if k not in used and not k.endswith("num_batches_tracked") and (has_top or not _is_head(k, ref.head))
+        if k not in used
+        and not k.endswith("num_batches_tracked")
+        and (has_top or not _is_head(k, ref.head))
+        and not _is_head(k, absent_aux)
     ]
     _raise_problems(path, model, missing=missing, extra=extra, mismatched=mismatched)
     return plan
@@ -269,9 +294,47 @@ def _torch_families() -> list[str]:
     return [f for f, refs in families.FAMILIES.items() if "torchvision" in refs]
 
 
-def _plan_keras(model, layers: keras_reader.LayerWeights, *, family, path, source, epsilons=None):
+def _file_names(model, layers: keras_reader.LayerWeights, ref: families.Reference, *, path, arch) -> dict[str, str]:
+    """Our weighted layer name -> the file's layer name.
+
+    By name (the reference's table), accepting a Keras 2 ``a/b`` spelling of our ``a_b``
+    and a unique auto-numbered ``name_N`` (a second keras.applications model built in
+    one process names its ``Normalization`` ``normalization_1``). A reference with
+    auto-generated names (``by_order``) whose names do not fit is matched by order.
+    """
+    table = ref.names(model)
+    aliases = {n.replace("/", "_"): n for n in layers}
+    ours = [layer.name for layer in _weighted_layers(model)]
+    out = {}
+    for name in ours:
+        wanted = table.get(name, name)
+        if wanted in layers:
+            out[name] = wanted
+        elif wanted in aliases:
+            out[name] = aliases[wanted]
+        else:
+            numbered = [n for n in layers if re.fullmatch(re.escape(wanted) + r"_\d+", n)]
+            if len(numbered) == 1:
+                out[name] = numbered[0]
+    if len(out) == len(ours) or not ref.by_order:
+        return out
+    reason = incompatibility(model, dataclasses.replace(ref, bn_epsilon=None), "keras.applications", arch)
+    if reason:
+        raise WeightsError(f"{path!r} (keras.applications layout) does not fit this {arch!r} model: {reason}.")
+    theirs = [n for n in layers if _has_top(model) or not _is_head(n, ref.head)]
+    if len(theirs) != len(ours):
+        raise WeightsError(
+            f"{path!r} has {len(theirs)} layers with weights, {model.name!r} has {len(ours)}; is it a file "
+            f"for a different architecture or other options (e.g. aux_logits)?"
+        )
+    return dict(zip(ours, theirs))
+
+
+def _plan_keras(model, layers: keras_reader.LayerWeights, *, family, arch, path, source, epsilons=None):
     ref = families.reference(family, "keras") or families.Reference()
-    names = ref.names(model)
+    if ref.fix_keras:
+        layers = ref.fix_keras(layers)
+    names = _file_names(model, layers, ref, path=path, arch=arch)
     plan, used, missing, mismatched = [], set(), [], []
     for layer in _weighted_layers(model):
         name = names.get(layer.name, layer.name)
@@ -353,7 +416,7 @@ def _official_file(model: keras.Model, weights: str, arch: str) -> str:
     reasons = []
     for file in files:
         ref = families.reference(family, file.kind)
-        reason = incompatibility(model, ref, file.kind) if ref else f"no {file.kind} name table"
+        reason = incompatibility(model, ref, file.kind, arch) if ref else f"no {file.kind} name table"
         if reason is None:
             url, file_hash = file.for_top(_has_top(model))
 
