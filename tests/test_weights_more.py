@@ -1,6 +1,6 @@
 """Weight import for the families added after the first importer: SqueezeNet, DenseNet,
 MnasNet, ShuffleNet-v2, GoogLeNet (BN), Inception-v3 and EfficientNet from torchvision;
-DenseNet, Inception-v3 and EfficientNet from keras.applications.
+DenseNet, Inception-v3, Inception-ResNet-v2 and EfficientNet from keras.applications.
 
 As in test_weights_torchvision / test_weights_keras: the reference gets random weights
 and random BatchNorm statistics, is put in eval mode and saved the way a user has it
@@ -239,6 +239,37 @@ def test_keras_inception_v3_by_order_and_without_top(tmp_path):
     assert relative_diff(np.asarray(model(x)), np.asarray(ref(x, training=False))) <= RTOL
     with pytest.raises(weights_lib.WeightsError, match=r"bn_scale=False, count_include_pad=False"):
         keras_archs.InceptionV3(weights=str(path), include_top=False, input_shape=(75, 75, 3), count_include_pad=True)
+
+
+@pytest.mark.parametrize(
+    "size, include_top",
+    [
+        pytest.param(75, True, id="75_top", marks=pytest.mark.slow),
+        pytest.param(75, False, id="75_notop"),
+        pytest.param(299, True, id="299_top", marks=pytest.mark.slow),
+    ],
+)
+def test_keras_inception_resnet_v2_by_order(size, include_top, tmp_path):
+    """keras' InceptionResNetV2 names its branch layers conv2d_N / batch_normalization_N and
+    its block convs, conv_7b and predictions like ours: the file is matched by order."""
+    ref = keras_reference("InceptionResNetV2", size, include_top)
+    names = {layer.name for layer in ref.layers}
+    assert "mixed_5b_branch1_1_conv" not in names and "block35_1_conv" in names
+    path = tmp_path / "inception_resnet_v2.h5"
+    save_official_layout(ref, path)
+    assert weights_lib.detect_format(str(path)) == "keras_h5"
+    head = {"classifier_activation": None} if include_top else {"include_top": False, "pooling": "avg"}
+    model = keras_archs.get_model("inception_resnet_v2", weights=str(path), input_shape=(size, size, 3), **head)
+    x = _pixels(size) / 127.5 - 1
+    diff = assert_equivalent(keras_logits(model, x), np.asarray(ref(x, training=False)), "inception_resnet_v2")
+    print(f"inception_resnet_v2 ({size}, top={include_top}): max relative diff {diff:.2e}")
+    if size == 75 and not include_top:  # options that change outputs but no shapes are refused
+        with pytest.raises(weights_lib.WeightsError, match=r"residual_scale=\(0.17, 0.1, 0.2\)"):
+            keras_archs.InceptionResNetV2(weights=str(path), include_top=False, input_shape=(75, 75, 3), residual_scale=0.2)
+        with pytest.raises(weights_lib.WeightsError, match=r"last_block_linear=True"):
+            keras_archs.InceptionResNetV2(
+                weights=str(path), include_top=False, input_shape=(75, 75, 3), last_block_linear=False
+            )
 
 
 def test_keras_efficientnet_official_std_becomes_variance(tmp_path):

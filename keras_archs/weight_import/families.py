@@ -338,6 +338,29 @@ def _keras_efficientnet_variance(layers: KerasLayers) -> KerasLayers:
     return out
 
 
+def _keras_inception_resnet_check(model: keras.Model) -> str | None:
+    """keras.applications' InceptionResNetV2: BN without scale, residuals scaled by
+    0.17/0.1/0.2 per stage, the last block8 linear (scale 1, no ReLU)."""
+    from keras_archs.models.inception_v4 import DEFAULT_RESIDUAL_SCALE
+
+    layers = {layer.name: layer for layer in model.layers}
+    scales = {layer.scale for layer in layers.values() if isinstance(layer, keras.layers.BatchNormalization)}
+    blocks = sorted((n for n in layers if re.fullmatch(r"block8_\d+_scale", n)), key=lambda n: int(n.split("_")[1]))
+    wanted = dict(zip(("block35", "block17", "block8"), DEFAULT_RESIDUAL_SCALE))
+    residual_ok = all(
+        np.isclose(layer.scale, wanted[name.split("_")[0]])
+        for name, layer in layers.items()
+        if re.fullmatch(r"block(35|17|8)_\d+_scale", name) and (not blocks or name != blocks[-1])
+    )
+    last_linear = bool(blocks) and np.isclose(layers[blocks[-1]].scale, 1.0) and f"{blocks[-1][:-6]}_relu" not in layers
+    if scales != {False} or not residual_ok or not last_linear:
+        return (
+            "keras.applications' InceptionResNetV2 needs layout='keras', bn_scale=False, "
+            f"residual_scale={DEFAULT_RESIDUAL_SCALE} and last_block_linear=True"
+        )
+    return None
+
+
 FAMILIES: dict[str, dict[str, Reference]] = {
     "AlexNet": {
         "torchvision": Reference(
@@ -393,6 +416,14 @@ FAMILIES: dict[str, dict[str, Reference]] = {
             head=("predictions",),
             check=_inception_v3_check(False, False, "keras.applications"),
             by_order=True,
+        ),
+    },
+    "Inception-ResNet": {
+        # keras.applications' InceptionResNetV2 names its branch convs conv2d_N /
+        # batch_normalization_N (N depends on what the process built before) and its block
+        # convs like ours; its weighted layers come in our order: matched by order.
+        "keras": Reference(
+            bn_epsilon=1e-3, head=("predictions",), check=_keras_inception_resnet_check, by_order=True
         ),
     },
     "EfficientNet": {
