@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.run_all`` runs every one (``make bench``)."""
