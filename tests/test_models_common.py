@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import keras_archs
-from tests.conftest import family_representatives, registry_params, trainable_count
+from tests.conftest import ROUND_TRIP_MAX_PARAMS, family_representatives, registry_params, trainable_count
 
 
 def _outputs(model, x):
@@ -36,7 +36,7 @@ def test_parameter_count_matches_reference(name):
         assert model.count_params() == spec.total_params
 
 
-@pytest.mark.parametrize("name", registry_params())
+@pytest.mark.parametrize("name", registry_params(max_params=ROUND_TRIP_MAX_PARAMS))
 def test_runs_at_minimum_size_and_round_trips(name, tmp_path):
     """Every entry builds at its minimum input size, computes finite features, and a
     ``.keras`` save/load (safe mode: registered layers only) gives identical outputs."""
