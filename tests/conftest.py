@@ -14,6 +14,10 @@ import torch  # noqa: F401
 import torchvision  # noqa: F401
 
 # isort: split
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -75,3 +79,23 @@ def _fresh_keras_state():
     # Free the test's models (clear_session also collects garbage, the slow part:
     # do it only when the test built something big).
     keras.backend.clear_session(free_memory=_built_big_model())
+
+
+def assert_loads_in_fresh_process(model: keras.Model, x: np.ndarray, tmp_path) -> None:
+    """Save ``model`` as .keras; a new process that imports keras_archs must load it in
+    safe mode and compute exactly the same outputs on ``x``."""
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.asarray(model(x, training=False)))
+    model.save(tmp_path / "m.keras")
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, keras, keras_archs
+        m = keras.saving.load_model({str(tmp_path / "m.keras")!r}, safe_mode=True)
+        y = m(np.load({str(tmp_path / "x.npy")!r}), training=False)
+        np.testing.assert_array_equal(np.asarray(y), np.load({str(tmp_path / "y.npy")!r}))
+        print("same")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "same" in out.stdout

@@ -10,16 +10,18 @@ is keras.applications' ``count_params()`` (BN statistics included), the entry's
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import keras
 import numpy as np
 import pytest
 
 import keras_archs
-from tests.conftest import ROUND_TRIP_MAX_PARAMS, family_representatives, registry_params, trainable_count
+from tests.conftest import (
+    ROUND_TRIP_MAX_PARAMS,
+    assert_loads_in_fresh_process,
+    family_representatives,
+    registry_params,
+    trainable_count,
+)
 
 
 def _outputs(model, x):
@@ -117,21 +119,7 @@ def test_keras_file_loads_in_fresh_process(name, tmp_path):
     model = spec.builder(classes=5)
     size = spec.default_size
     x = np.random.default_rng(4).uniform(size=(2, size, size, spec.channels)).astype("float32")
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", _outputs(model, x))
-    model.save(tmp_path / "m.keras")
-    script = textwrap.dedent(
-        f"""
-        import numpy as np, keras, keras_archs
-        m = keras.saving.load_model({str(tmp_path / "m.keras")!r}, safe_mode=True)
-        y = m(np.load({str(tmp_path / "x.npy")!r}), training=False)
-        np.testing.assert_array_equal(np.asarray(y), np.load({str(tmp_path / "y.npy")!r}))
-        print("same")
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "same" in out.stdout
+    assert_loads_in_fresh_process(model, x, tmp_path)
 
 
 def test_weights_file_round_trip(tmp_path):

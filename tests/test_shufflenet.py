@@ -12,6 +12,7 @@ import torchvision
 import keras_archs
 from keras_archs.layers import ChannelShuffle, ChannelSplit
 from keras_archs.models import shufflenet
+from tests.conftest import assert_loads_in_fresh_process
 
 # Table 5 of the paper: output channels of stage2, stage3, stage4 and conv5.
 TABLE5 = {
@@ -158,26 +159,8 @@ def test_units_convert_to_tflite_builtins_only():
 def test_unit_keras_file_loads_in_fresh_process(tmp_path):
     """ChannelShuffle and ChannelSplit are registered serializables: a new process
     that imports keras_archs loads the file in safe mode with the same outputs."""
-    import subprocess
-    import sys
-    import textwrap
-
     inp = keras.Input((None, None, 8))
     x = shufflenet.shuffle_unit(inp, 16, strides=2, name="s2")
     model = keras.Model(inp, shufflenet.shuffle_unit(x, 16, strides=1, name="s1"))
     x = np.random.default_rng(5).normal(size=(2, 9, 11, 8)).astype("float32")
-    np.save(tmp_path / "x.npy", x)
-    np.save(tmp_path / "y.npy", np.asarray(model(x, training=False)))
-    model.save(tmp_path / "m.keras")
-    script = textwrap.dedent(
-        f"""
-        import numpy as np, keras, keras_archs
-        m = keras.saving.load_model({str(tmp_path / "m.keras")!r}, safe_mode=True)
-        y = m(np.load({str(tmp_path / "x.npy")!r}), training=False)
-        np.testing.assert_array_equal(np.asarray(y), np.load({str(tmp_path / "y.npy")!r}))
-        print("same")
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "same" in out.stdout
+    assert_loads_in_fresh_process(model, x, tmp_path)
