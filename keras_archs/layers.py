@@ -311,13 +311,23 @@ class CeilMaxPooling2D(keras.layers.Layer):
     """Max pooling with symmetric ``padding`` and Caffe/PyTorch ``ceil_mode`` rounding.
 
     The output has ``ceil((size + 2 * padding - pool_size) / strides) + 1`` cells per
-    axis: a last, partial window is kept. Padding cells hold -inf, so they never win
-    the max (as in Caffe and PyTorch). Works for unknown input sizes too (the
-    bottom/right padding is computed at run time).
+    axis: a last, partial window is kept. Padding cells never win the max, as in Caffe
+    and PyTorch: they repeat the nearest edge row/column, which lies in every window
+    that reaches the padding (each window starts inside the input or its left padding,
+    and ``padding < pool_size``, ``strides <= pool_size - padding``), so the max is that of the real cells. Unlike -inf
+    padding this keeps every value finite, which int8 quantization needs (a -inf pad
+    calibrates to an infinite scale). Works for unknown input sizes too (the bottom/right
+    padding is computed at run time).
     """
 
     def __init__(self, pool_size: int = 3, strides: int = 2, padding: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if not 0 <= padding < pool_size or strides > pool_size - padding:
+            # Beyond these, PyTorch drops a last window that starts in the right padding.
+            raise ValueError(
+                f"need 0 <= padding < pool_size and strides <= pool_size - padding, got "
+                f"pool_size={pool_size}, strides={strides}, padding={padding}."
+            )
         self.pool_size = pool_size
         self.strides = strides
         self.padding = padding
@@ -326,11 +336,29 @@ class CeilMaxPooling2D(keras.layers.Layer):
         span = size + 2 * self.padding - self.pool_size
         return (self.strides - span % self.strides) % self.strides
 
+    @staticmethod
+    def _replicate_edges(x, axis: int, before, after):
+        """``x`` with its first/last slice along ``axis`` repeated ``before``/``after`` times
+        (counts may be tensors when the size is only known at run time)."""
+
+        def repeated(edge, times):
+            return ops.tile(edge, [times if i == axis else 1 for i in range(4)])
+
+        index = [slice(None)] * 4
+        parts = [x]
+        if not (isinstance(before, int) and before == 0):
+            index[axis] = slice(0, 1)
+            parts.insert(0, repeated(x[tuple(index)], before))
+        if not (isinstance(after, int) and after == 0):
+            index[axis] = slice(-1, None)
+            parts.append(repeated(x[tuple(index)], after))
+        return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=axis)
+
     def call(self, inputs):
         shape = ops.shape(inputs)
         p = self.padding
-        pads = [[0, 0], [p, p + self._extra(shape[1])], [p, p + self._extra(shape[2])], [0, 0]]
-        x = ops.pad(inputs, pads, constant_values=float("-inf"))
+        x = self._replicate_edges(inputs, 1, p, p + self._extra(shape[1]))
+        x = self._replicate_edges(x, 2, p, p + self._extra(shape[2]))
         return ops.max_pool(x, self.pool_size, strides=self.strides, padding="valid")
 
     def compute_output_shape(self, input_shape):

@@ -112,13 +112,21 @@ def test_googlenet_bn_min_size_equals_torchvision():
 
 
 @pytest.mark.parametrize("size", [7, 8, 14, 15, 28, 29, 31])
-@pytest.mark.parametrize("pool_size", [2, 3])
-def test_ceil_max_pool_equals_torch_ceil_mode(size, pool_size):
-    x = np.random.default_rng(size).normal(size=(1, size, size + 3, 4)).astype("float32")  # negatives too: -inf padding
+@pytest.mark.parametrize("pool_size, strides, padding", [(2, 2, 0), (3, 2, 0), (3, 1, 1), (3, 2, 1)])
+def test_ceil_max_pool_equals_torch_ceil_mode(size, pool_size, strides, padding):
+    # Negative inputs: padding that could win the max (zeros) would show.
+    x = np.random.default_rng(size).normal(size=(1, size, size + 3, 4)).astype("float32") - 1
     inp = keras.Input((None, None, 4))  # open size: the padding needs no known shape
-    ours = keras.Model(inp, pool(inp, pool_size, 2, ceil_mode=True, name="p"))(x)
-    ref = torch.nn.functional.max_pool2d(torch.from_numpy(x).permute(0, 3, 1, 2), pool_size, 2, ceil_mode=True)
+    ours = keras.Model(inp, pool(inp, pool_size, strides, padding=padding, ceil_mode=True, name="p"))(x)
+    ref = torch.nn.functional.max_pool2d(
+        torch.from_numpy(x).permute(0, 3, 1, 2), pool_size, strides, padding, ceil_mode=True
+    )
     np.testing.assert_array_equal(np.asarray(ours), ref.permute(0, 2, 3, 1).numpy())
+
+
+def test_ceil_max_pool_rejects_windows_torch_would_drop():
+    with pytest.raises(ValueError, match="strides <= pool_size - padding"):
+        pool(keras.Input((8, 8, 1)), 2, 3, ceil_mode=True, name="p")
 
 
 def _copy_torchvision_weights(tv: torch.nn.Module, model: keras.Model) -> None:
