@@ -27,6 +27,7 @@ LENET_KERAS = os.path.join(SHIPPED, "lenet5", "lenet5.keras")
 LENET_TFLITE = os.path.join(SHIPPED, "lenet5", "lenet5_float32.tflite")
 SQUEEZE_KERAS = os.path.join(SHIPPED, "squeezenet1_1", "squeezenet1_1_pruned.keras")
 SQUEEZE_TFLITE = os.path.join(SHIPPED, "squeezenet1_1", "squeezenet1_1_pruned_int8.tflite")
+SQUEEZE_FLOAT = os.path.join(SHIPPED, "squeezenet1_1", "squeezenet1_1_float.keras")
 
 # (registry name, input size, build options): the compact models, at small sizes.
 COMPACT = [
@@ -50,13 +51,18 @@ def _id(case):
     return name + "".join(f"-{v}" for v in options.values())
 
 
+# A case's three tests share one worker (--dist loadgroup) and the session-wide cache of
+# ``converted``, so its conversions run once.
+COMPACT_PARAMS = [pytest.param(c, id=_id(c), marks=pytest.mark.xdist_group(f"export-{_id(c)}")) for c in COMPACT]
+
+
 def _random_model(name, size, options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return export.load_model(name, None, image_size=size, classes=10, options=options)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def converted(tmp_path_factory):
     """Per compact model: Keras logits and the four TFLite conversions' logits on the same
     real images (one SavedModel written per model, converted four ways)."""
@@ -86,7 +92,7 @@ def converted(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("case", COMPACT, ids=_id)
+@pytest.mark.parametrize("case", COMPACT_PARAMS)
 def test_float_tflite_matches_keras(converted, case):
     _, reference, results = converted(case)
     data, got = results["none"]
@@ -97,7 +103,7 @@ def test_float_tflite_matches_keras(converted, case):
     assert list(info.outputs) == ["logits"] and list(info.inputs) == ["image"]
 
 
-@pytest.mark.parametrize("case", COMPACT, ids=_id)
+@pytest.mark.parametrize("case", COMPACT_PARAMS)
 def test_fp16_and_dynamic_within_tolerance(converted, case):
     _, reference, results = converted(case)
     scale = max(1.0, np.abs(reference).max())
@@ -111,7 +117,7 @@ def test_fp16_and_dynamic_within_tolerance(converted, case):
     assert sizes["dynamic"] < 0.4 * sizes["none"] and sizes["int8"] < 0.4 * sizes["none"]
 
 
-@pytest.mark.parametrize("case", COMPACT, ids=_id)
+@pytest.mark.parametrize("case", COMPACT_PARAMS)
 def test_int8_builtin_and_tracks_float(converted, case):
     _, reference, results = converted(case)
     data, got = results["int8"]
@@ -138,33 +144,31 @@ def pytest_tmp(tmp_path, monkeypatch):
     return tmp_path
 
 
-# LeNet-5 meets the 99 % rule. The pruned SqueezeNet 1.1 (77 % accurate, small logit margins)
-# measures 98.8 % on all 10,000 test images: below the 99 % goal, held here to 98 %.
-@pytest.mark.parametrize(
-    "keras_path, min_agreement",
-    [(LENET_KERAS, export.INT8_MIN_TOP1_AGREEMENT), (SQUEEZE_KERAS, 0.98)],
-    ids=["lenet5", "squeezenet1_1_pruned"],
-)
-def test_int8_top1_agreement_trained(pytest_tmp, keras_path, min_agreement):
+@pytest.mark.parametrize("keras_path", [LENET_KERAS, SQUEEZE_KERAS], ids=["lenet5", "squeezenet1_1_pruned"])
+def test_int8_top1_agreement_trained(pytest_tmp, keras_path):
     card = _agreement_1000(keras_path, "simple")
     parity = card["parity"]
     assert parity["images"] == 1000 and parity["source"].startswith("fashion_mnist test")
-    assert parity["top1_agreement"] >= min_agreement
+    assert parity["top1_agreement"] >= export.INT8_MIN_TOP1_AGREEMENT
     assert parity["exported_accuracy"] > 0.7  # trained, not chance (10 %)
 
 
 def test_shipped_squeezenet_headline():
-    """SqueezeNet 1.1 pruned + int8 within 0.5 MB (gzip'd, as Deep Compression counts), its
-    card's accuracies measured on the full test split. (The <= 1 point drop goal is not met:
-    the card records the measured drop.)"""
+    """SqueezeNet 1.1 pruned + int8 within 0.5 MB (gzip'd, as Deep Compression counts) and
+    within 1 point of the shipped float model's accuracy, both measured on the full test
+    split; the card names the float file it was compared with."""
     with open(SQUEEZE_TFLITE.replace(".tflite", ".json")) as f:
         card = json.load(f)
     data = open(SQUEEZE_TFLITE, "rb").read()
     assert card["size_bytes"] == len(data) and card["gzip_bytes"] == tflite_utils.gzip_size(data)
     assert card["gzip_bytes"] <= 500_000
     assert card["weight_sparsity"] >= 0.5
-    assert card["parity"]["images"] == 10_000
-    assert card["accuracy_drop_points"] == pytest.approx(100 * (card["float_accuracy"] - card["parity"]["exported_accuracy"]), abs=0.01)
+    assert card["parity"]["images"] == card["baseline"]["images"] == 10_000
+    assert card["parity"]["top1_agreement"] >= export.INT8_MIN_TOP1_AGREEMENT
+    assert card["baseline"]["sha256"] == export._sha256(SQUEEZE_FLOAT)
+    drop = 100 * (card["baseline"]["accuracy"] - card["parity"]["exported_accuracy"])
+    assert card["accuracy_drop_points"] == pytest.approx(drop, abs=0.01)
+    assert drop <= 1.0
     assert tflite_utils.inspect_model(data).builtin_only
     # The file on disk is the one the card describes: same predictions as its Keras source.
     model = keras.saving.load_model(SQUEEZE_KERAS, compile=False)
@@ -184,7 +188,7 @@ def test_shipped_lenet_float_artifact():
     pixels, _, _ = export.parity_data(prep, 100)
     got = tflite_utils.run_signature(tflite_utils.make_interpreter(LENET_TFLITE), pixels)
     assert np.abs(got - export.keras_outputs(model, pixels, prep)).max() <= export.FLOAT_ATOL
-    for path in (LENET_TFLITE, LENET_KERAS, SQUEEZE_TFLITE, SQUEEZE_KERAS):
+    for path in (LENET_TFLITE, LENET_KERAS, SQUEEZE_TFLITE, SQUEEZE_KERAS, SQUEEZE_FLOAT):
         assert os.path.getsize(path) < 5_000_000
 
 
@@ -321,6 +325,26 @@ def test_bad_requests(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+def test_baseline_accuracy_drop(tmp_path, capsys):
+    """--baseline: the float model's accuracy on the same labelled images, and the drop."""
+    out = str(tmp_path / "out")
+    args = ["--weights", LENET_KERAS, "--output", out, "--parity_images", "300", "--baseline", LENET_KERAS]
+    assert export.main([*args, "--quantize", "float16"]) == 0
+    with open(os.path.join(out, "lenet5_float16.json")) as f:
+        card = json.load(f)
+    assert card["baseline"]["accuracy"] == card["parity"]["reference_accuracy"]  # the same model
+    drop = 100 * (card["parity"]["reference_accuracy"] - card["parity"]["exported_accuracy"])
+    assert card["accuracy_drop_points"] == pytest.approx(drop, abs=0.01)
+    assert "drop" in capsys.readouterr().out
+    assert export.main(["--weights", LENET_KERAS, "--output", out, "--parity_images", "0", "--baseline", LENET_KERAS]) == 2
+    assert "--baseline needs parity images" in capsys.readouterr().err
+    assert export.main(["--weights", LENET_KERAS, "--output", out, "--baseline", LENET_TFLITE]) == 2
+    assert "is not a .keras file" in capsys.readouterr().err
+    assert export.main(["--weights", SQUEEZE_KERAS, "--output", out, "--baseline", LENET_KERAS]) == 2
+    assert "takes inputs (32, 1)" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == ["lenet5_float16.json", "lenet5_float16.tflite"]  # nothing from the failures
+
+
 def test_cli_random_init_warns_and_writes(tmp_path, capsys):
     with pytest.warns(UserWarning, match="randomly initialised"):
         code = export.main(["--arch", "lenet5", "--output", str(tmp_path), "--parity_images", "4"])
@@ -343,6 +367,17 @@ def test_magnitude_mask_zeroes_exactly_the_smallest():
     mask = prune.magnitude_mask(w, 0.75)
     assert mask.sum() == w.size - round(0.75 * w.size)
     assert np.abs(w[mask == 1]).min() >= np.abs(w[mask == 0]).max()
+
+
+def test_global_magnitude_masks_use_one_threshold():
+    rng = np.random.default_rng(0)
+    big_weights, small_weights = rng.normal(size=(64, 32)), 0.1 * rng.normal(size=(3, 3, 16, 32))
+    masks = prune.global_magnitude_masks([big_weights, small_weights], 0.5)
+    kept = np.concatenate([np.abs(w[m == 1]) for w, m in zip((big_weights, small_weights), masks)])
+    dropped = np.concatenate([np.abs(w[m == 0]) for w, m in zip((big_weights, small_weights), masks)])
+    assert sum(int((m == 0).sum()) for m in masks) == round(0.5 * (big_weights.size + small_weights.size))
+    assert kept.min() >= dropped.max()
+    assert (masks[1] == 0).mean() > 0.6 > 0.1 > (masks[0] == 0).mean()  # the small-magnitude layer goes first
 
 
 def test_pruning_callback_reaches_and_keeps_sparsity():

@@ -49,8 +49,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np
 
-from keras_archs.layers import CeilMaxPooling2D
-
 FORMATS = ("savedmodel", "tflite")
 DEFAULT_OUTPUT_ROOT = "saved_models"
 # Parity tolerances, Keras (float32) vs the exported model, on logits. The quantized ones
@@ -273,44 +271,6 @@ def float_layers_in_int8(model) -> list[str]:
     return [note for cls, note in FLOAT_IN_INT8.items() if cls in found]
 
 
-class _MinPadCeilMaxPooling2D(CeilMaxPooling2D):
-    """CeilMaxPooling2D padding with the input's minimum instead of -inf (see export_safe)."""
-
-    def call(self, inputs):
-        import tensorflow as tf
-
-        shape = tf.shape(inputs)
-        p = self.padding
-        pads = [[0, 0], [p, p + self._extra(shape[1])], [p, p + self._extra(shape[2])], [0, 0]]
-        x = tf.pad(inputs, pads, constant_values=tf.reduce_min(inputs))
-        return tf.nn.max_pool2d(x, self.pool_size, self.strides, "VALID")
-
-
-def export_safe(model):
-    """The model with layers whose graph does not quantize replaced by exact equivalents
-    (weights shared), and notes saying what was replaced.
-
-    ``CeilMaxPooling2D`` pads with ``-inf`` so padding never wins the max; in an int8
-    graph that ``-inf`` becomes the calibrated minimum of the PADV2 output, its scale is
-    infinite and every later activation collapses (random or trained, the int8 logits came
-    out all zero for SqueezeNet 1.0 and GoogLeNet-BN). Padding with the tensor's own
-    minimum is exactly equivalent (every pooling window holds at least one real cell,
-    which is >= that minimum) and keeps the range finite.
-    """
-    import keras
-
-    if not any(isinstance(layer, CeilMaxPooling2D) for layer in model._flatten_layers(include_self=False)):
-        return model, []
-
-    def clone(layer):
-        if isinstance(layer, CeilMaxPooling2D) and not isinstance(layer, _MinPadCeilMaxPooling2D):
-            return _MinPadCeilMaxPooling2D.from_config(layer.get_config())
-        return layer  # shared: same weights
-
-    cloned = keras.models.clone_model(model, clone_function=clone)
-    return cloned, ["CeilMaxPooling2D: -inf padding replaced by the tensor minimum (exactly equivalent, int8-safe)"]
-
-
 # ----------------------------------------------------------------------------- SavedModel
 
 
@@ -321,7 +281,6 @@ def make_archive(model, prep: Preprocessing, *, tflite_batch: int | None = None)
     import tensorflow as tf
 
     kind = output_kind(model)
-    model, _ = export_safe(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
 
@@ -502,6 +461,7 @@ def export(
     sparse: bool = False,
     data_dir: str | None = None,
     labels: str | None = None,
+    baseline: str | None = None,
     model=None,
     command: str | None = None,
     extra_card: dict[str, Any] | None = None,
@@ -509,7 +469,9 @@ def export(
     """Export one model; returns its model card (also written as ``<name>.json``).
 
     ``model`` may be given directly (a Keras model) instead of ``arch``/``weights``.
-    See the module docstring and ``python -m trainers.export --help`` for the arguments.
+    ``baseline``: a ``.keras`` file of the float model (e.g. before pruning) whose accuracy on
+    the same labelled parity images the card compares with the exported file's
+    (``accuracy_drop_points``). See the module docstring and ``python -m trainers.export --help`` for the arguments.
     """
     from trainers import tflite_utils
 
@@ -529,6 +491,10 @@ def export(
         )
     if sparse and fmt != "tflite":
         raise ExportError("--sparse applies to --format tflite only.")
+    if baseline and not parity_images:
+        raise ExportError("--baseline needs parity images to measure accuracy on: pass --parity_images N (N > 0).")
+    if baseline and not (os.path.isfile(baseline) and baseline.endswith(".keras")):
+        raise ExportError(f"--baseline {baseline!r} is not a .keras file; pass the float model's .keras file.")
 
     trained = model is not None or bool(weights)
     if model is None:
@@ -566,6 +532,16 @@ def export(
                 yield {"image": image[None]}
 
     pixels, labels, source = parity_data(prep, parity_images) if parity_images else (None, None, "")
+    baseline_accuracy = None
+    if baseline:
+        if labels is None:
+            raise ExportError(f"--baseline needs labelled parity images; {source}.")
+        reference = load_model(None, baseline)
+        if model_input_spec(reference) != (size, channels):
+            raise ExportError(
+                f"--baseline {baseline} takes inputs {model_input_spec(reference)}, the exported model {(size, channels)}."
+            )
+        baseline_accuracy = float(np.mean(keras_outputs(reference, pixels, prep).argmax(-1) == labels))
     card: dict[str, Any] = {
         "arch": arch,
         "format": fmt,
@@ -582,7 +558,6 @@ def export(
         "output": output_kind(model),
         "classes": int(_main_output(model.output).shape[-1]),
         "auxiliary_heads": "dropped (only the main output is exported)",
-        "graph_rewrites": export_safe(model)[1],
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": command or _command(arch, weights, fmt, quantize, representative_data, output, name, sparse),
@@ -597,6 +572,9 @@ def export(
         )
     if card.get("parity"):
         card["parity"]["source"] = source
+    if baseline_accuracy is not None:
+        card["baseline"] = {"path": baseline, "sha256": _sha256(baseline), "accuracy": baseline_accuracy, "images": len(labels)}
+        card["accuracy_drop_points"] = round(100 * (baseline_accuracy - card["parity"]["exported_accuracy"]), 2)
     if class_names:
         card["class_names"] = class_names
     card.update(extra_card or {})
@@ -717,6 +695,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sparse", action="store_true", help="store pruned weights in TFLite's sparse format")
     p.add_argument("--data_dir", help="where datasets are read from")
     p.add_argument("--labels", help="class names for the card: fashion_mnist or a text file, one name a line")
+    p.add_argument("--baseline", help="float .keras model (e.g. before pruning) to measure the accuracy drop against")
     return p.parse_args(argv)
 
 
@@ -740,6 +719,7 @@ def main(argv: list[str] | None = None) -> int:
             sparse=args.sparse,
             data_dir=args.data_dir,
             labels=args.labels,
+            baseline=args.baseline,
             command=command,
         )
     except ExportError as e:
@@ -756,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
         if "reference_accuracy" in parity:
             line += f", accuracy keras {parity['reference_accuracy']:.4f} / exported {parity['exported_accuracy']:.4f}"
         print(f"{line}; tolerance {parity['tolerance']['rule']}: {parity['tolerance']['passed']}")
+    if "baseline" in card:
+        print(f"accuracy: baseline {card['baseline']['accuracy']:.4f}, exported "
+              f"{parity['exported_accuracy']:.4f} (drop {card['accuracy_drop_points']:.2f} points)")  # fmt: skip
     if card.get("float_ops_note"):
         print(card["float_ops_note"])
     return 0

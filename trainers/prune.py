@@ -71,6 +71,20 @@ def magnitude_mask(values: np.ndarray, sparsity: float) -> np.ndarray:
     return mask.reshape(values.shape)
 
 
+def global_magnitude_masks(values: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
+    """0/1 masks zeroing the ``round(sparsity * total)`` smallest-magnitude entries over all
+    ``values`` together: one threshold, so each layer's share follows its weights (layers
+    with large fan-in, hence small weights, are pruned hardest, as in Deep Compression's
+    per-layer rates)."""
+    flat = np.concatenate([np.abs(v).ravel() for v in values])
+    masks = magnitude_mask(flat, sparsity)
+    out, start = [], 0
+    for v in values:
+        out.append(masks[start : start + v.size].reshape(v.shape))
+        start += v.size
+    return out
+
+
 class MagnitudePruning(keras.callbacks.Callback):
     """Prune the model's kernels to a polynomial sparsity schedule during ``fit``.
 
@@ -81,6 +95,8 @@ class MagnitudePruning(keras.callbacks.Callback):
         begin_step, initial_sparsity, power: the schedule's start and shape.
         frequency: steps between mask updates.
         min_weights: kernels smaller than this stay dense.
+        scope: "layer" (each kernel reaches the sparsity, tfmot's default) or "global" (one
+            magnitude threshold over all kernels; the total reaches it).
     """
 
     def __init__(
@@ -93,8 +109,12 @@ class MagnitudePruning(keras.callbacks.Callback):
         power: float = 3.0,
         frequency: int = 50,
         min_weights: int = 256,
+        scope: str = "layer",
     ) -> None:
         super().__init__()
+        if scope not in ("layer", "global"):
+            raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}.")
+        self.scope = scope
         if not 0.0 <= initial_sparsity <= final_sparsity < 1.0:
             raise ValueError(f"need 0 <= initial_sparsity <= final_sparsity < 1, got {initial_sparsity}, {final_sparsity}.")
         self.final_sparsity = final_sparsity
@@ -116,8 +136,13 @@ class MagnitudePruning(keras.callbacks.Callback):
 
     def _update_masks(self) -> None:
         target = self.sparsity_at(self.step)
-        for kernel, mask in zip(self.kernels, self.masks):
-            mask.assign(magnitude_mask(np.asarray(kernel.numpy()), target))
+        values = [np.asarray(kernel.numpy()) for kernel in self.kernels]
+        if self.scope == "global":
+            masks = global_magnitude_masks(values, target)
+        else:
+            masks = [magnitude_mask(v, target) for v in values]
+        for mask, new in zip(self.masks, masks):
+            mask.assign(new)
 
     def _apply(self) -> None:
         for kernel, mask in zip(self.kernels, self.masks):
@@ -191,12 +216,15 @@ def prune(
     lr: float = 3e-4,
     prune_fraction: float = 0.6,
     frequency: int = 50,
+    scope: str = "layer",
     log=print,
 ) -> MagnitudePruning:
     """Prune ``model`` in place while fine-tuning it with Adam: the sparsity ramps up over the
     first ``prune_fraction`` of the steps, the rest fine-tunes with the masks fixed."""
     total = epochs * steps_per_epoch
-    callback = MagnitudePruning(final_sparsity, end_step=max(1, int(total * prune_fraction)), frequency=frequency)
+    callback = MagnitudePruning(
+        final_sparsity, end_step=max(1, int(total * prune_fraction)), frequency=frequency, scope=scope
+    )
     model.compile(
         optimizer=keras.optimizers.Adam(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -204,6 +232,15 @@ def prune(
     )
     model.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=[callback], verbose=2)
     return callback
+
+
+def uncompiled_copy(model: keras.Model) -> keras.Model:
+    """The model rebuilt from its config with the same weights and no optimizer: a compiled
+    model's ``.keras`` file also holds the Adam moments (3x the size), and ``clone_model``
+    keeps the compilation."""
+    plain = keras.Model.from_config(model.get_config())
+    plain.set_weights(model.get_weights())
+    return plain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps_per_epoch", type=int, default=None)
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--prune_fraction", type=float, default=0.6, help="share of the steps over which sparsity ramps up")
+    p.add_argument("--scope", choices=("layer", "global"), default="layer",
+                   help="layer: every kernel reaches the sparsity; global: one magnitude threshold")  # fmt: skip
     p.add_argument("--preprocessing", help="augmentation policy (default: the run's plan.json, else the recipe's)")
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--data_dir")
@@ -235,20 +275,21 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     before = evaluate(model, test)
     print(f"{model.name}: test accuracy before pruning {before:.4f}", flush=True)
-    prune(model, train, final_sparsity=args.final_sparsity, epochs=args.epochs, steps_per_epoch=steps, lr=args.lr)
+    prune(
+        model, train, final_sparsity=args.final_sparsity, epochs=args.epochs, steps_per_epoch=steps, lr=args.lr,
+        prune_fraction=args.prune_fraction, scope=args.scope,
+    )  # fmt: skip
     after = evaluate(model, test)
     report = sparsity_report(model)
     print(f"test accuracy after pruning to {report['total']:.3f} sparsity: {after:.4f} (was {before:.4f})", flush=True)
-    # Saved uncompiled: a compiled model's .keras file also holds the Adam moments (3x the size).
-    plain = keras.models.clone_model(model)
-    plain.set_weights(model.get_weights())
-    outputs.save_keras(plain, args.output)
+    outputs.save_keras(uncompiled_copy(model), args.output)
     stem = os.path.splitext(args.output)[0]
     outputs.write_json(
         stem + ".json",
         {
             "arch": model.name, "source_weights": args.weights, "preprocessing": prep.describe(),
-            "final_sparsity": args.final_sparsity, "epochs": args.epochs, "steps_per_epoch": steps,
+            "final_sparsity": args.final_sparsity, "scope": args.scope, "prune_fraction": args.prune_fraction,
+            "epochs": args.epochs, "steps_per_epoch": steps,
             "lr": args.lr, "test_accuracy_before": before, "test_accuracy_after": after,
             "sparsity": report, "wall_seconds": time.time() - start,
             "command": " ".join(["python -m trainers.prune", *(sys.argv[1:] if argv is None else argv)]),
