@@ -50,6 +50,9 @@ KERAS_CASES = [
     ("resnet20", 32, TOP),  # option A shortcuts
     ("wrn16_8", 32, TOP),
     ("resnext50_32x4d", 64, NO_TOP),
+    ("inception_v4", 75, NO_TOP),
+    ("densenet121", 32, TOP),  # ImageNet DenseNet: pre-activation transitions, 7x7 stem
+    ("wide_resnet50_2", 32, NO_TOP),  # ImageNet Wide ResNet: widened bottlenecks
 ]
 _RANDOM = {
     "gamma": lambda rng, n: 0.5 + rng.uniform(size=n),

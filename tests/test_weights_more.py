@@ -174,6 +174,8 @@ KERAS_PAIRS = {
     "densenet201": ("DenseNet201", 64, True, {"bn_epsilon": 1.001e-5}, True),
     "inception_v3": ("InceptionV3", 75, True, {}, False),
     "efficientnet_b0": ("EfficientNetB0", 64, True, {}, True),  # fast: the official-std test
+    # B1-B7 scale widths and depths (the name table is shared): small inputs keep them cheap.
+    **{f"efficientnet_b{i}": (f"EfficientNetB{i}", 32, True, {}, True) for i in range(1, 8)},
 }
 
 
