@@ -31,8 +31,10 @@ SLOW_PARAMS = 150_000_000
 # R101x3, R152x4: 1.5 and 3.7 GB files, over 10 minutes each here) it is left to
 # the weights-file round trip of smaller models of the same layers.
 ROUND_TRIP_MAX_PARAMS = 300_000_000
-# ...and variants so deep that building them takes tens of seconds.
-SLOW_NAMES = {"resnet1202", "densenet264", "densenet_bc_250_24", "densenet_bc_190_40"}
+# Variants so deep that building them takes tens of seconds (slow); their layers are
+# those of shallower siblings, so the .keras round trip is left to those.
+DEEPEST_VARIANTS = {"resnet1202", "densenet264", "densenet_bc_250_24", "densenet_bc_190_40"}
+SLOW_NAMES = DEEPEST_VARIANTS
 
 
 def trainable_count(model: keras.Model) -> int:

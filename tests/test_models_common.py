@@ -16,6 +16,7 @@ import pytest
 
 import keras_archs
 from tests.conftest import (
+    DEEPEST_VARIANTS,
     ROUND_TRIP_MAX_PARAMS,
     assert_loads_in_fresh_process,
     family_representatives,
@@ -32,7 +33,10 @@ def _outputs(model, x):
 @pytest.mark.parametrize("name", registry_params())
 def test_parameter_count_matches_reference(name):
     spec = keras_archs.get_spec(name)
-    model = spec.builder(weights=None, classes=spec.default_classes)
+    # In a StatelessScope variables get shapes but no values: counting needs no memory
+    # and half the time (BiT-R152x4's 936M parameters).
+    with keras.StatelessScope():
+        model = spec.builder(weights=None, classes=spec.default_classes)
     assert trainable_count(model) == spec.params, spec.param_source
     if spec.total_params is not None:
         assert model.count_params() == spec.total_params
@@ -41,7 +45,9 @@ def test_parameter_count_matches_reference(name):
 @pytest.mark.parametrize("name", registry_params(max_params=ROUND_TRIP_MAX_PARAMS))
 def test_runs_at_minimum_size_and_round_trips(name, tmp_path):
     """Every entry builds at its minimum input size, computes finite features, and a
-    ``.keras`` save/load (safe mode: registered layers only) gives identical outputs."""
+    ``.keras`` save/load (safe mode: registered layers only) gives identical outputs
+    (except for the deepest variants, whose layers and configurations are those of their
+    shallower siblings, round-tripped here: a minute each of saving and rebuilding)."""
     spec = keras_archs.get_spec(name)
     size = spec.min_size
     model = spec.builder(include_top=False, pooling="avg", input_shape=(size, size, spec.channels))
@@ -49,6 +55,8 @@ def test_runs_at_minimum_size_and_round_trips(name, tmp_path):
     y = _outputs(model, x)
     assert y.ndim == 2 and y.shape[0] == 2
     assert np.isfinite(y).all()
+    if name in DEEPEST_VARIANTS:
+        return
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
