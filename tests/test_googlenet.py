@@ -1,7 +1,7 @@
 """GoogLeNet family: Table 1's module widths and grid sizes, the auxiliary classifiers
 (only when asked, named aux1/aux2), the paper vs torchvision layouts, and live
-checks against torchvision's googlenet: parameter counts and identical outputs with
-its weights copied in by layer name."""
+checks against torchvision's googlenet parameter counts. (Main and auxiliary logits equal to
+torchvision's with its weights, loaded through ``weights=``: tests/test_weights_more.py.)"""
 
 from __future__ import annotations
 
@@ -129,48 +129,3 @@ def test_ceil_max_pool_rejects_windows_torch_would_drop():
         pool(keras.Input((8, 8, 1)), 2, 3, ceil_mode=True, name="p")
 
 
-def _copy_torchvision_weights(tv: torch.nn.Module, model: keras.Model) -> None:
-    """torchvision module ``a.b.c`` -> Keras layer ``a_b_c``; ``fc`` -> ``predictions``."""
-    for module_name, module in tv.named_modules():
-        if not isinstance(module, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.Linear)):
-            continue
-        layer = model.get_layer("predictions" if module_name == "fc" else module_name.replace(".", "_"))
-        if isinstance(module, torch.nn.Conv2d):
-            values = [module.weight.detach().permute(2, 3, 1, 0).numpy()]
-        elif isinstance(module, torch.nn.BatchNorm2d):
-            values = [t.detach().numpy() for t in (module.weight, module.bias, module.running_mean, module.running_var)]
-        else:
-            weight = module.weight.detach()
-            if module_name.endswith("fc1"):  # NCHW flatten (c, h, w) -> NHWC flatten (h, w, c)
-                weight = weight.reshape(weight.shape[0], 128, 4, 4).permute(0, 2, 3, 1).reshape(weight.shape[0], -1)
-            values = [weight.T.numpy(), module.bias.detach().numpy()]
-        layer.set_weights(values)
-
-
-def test_googlenet_bn_reproduces_torchvision_outputs():
-    torch.manual_seed(0)
-    tv = _torchvision_googlenet(True).eval()
-    with torch.no_grad():  # non-trivial BN statistics
-        for module in tv.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.1, 0.1)
-                module.running_var.uniform_(0.5, 1.5)
-    model = keras_archs.GoogLeNetBN(aux_logits=True, classifier_activation=None)
-    _copy_torchvision_weights(tv, model)
-
-    x = np.random.default_rng(3).normal(size=(2, 224, 224, 3)).astype("float32")
-    captured = {}
-    hooks = [
-        getattr(tv, block).register_forward_hook(lambda m, i, o, block=block: captured.__setitem__(block, o))
-        for block in ("inception4a", "inception4d")
-    ]
-    with torch.no_grad():
-        ref_main = tv(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
-        ref_aux1 = tv.aux1(captured["inception4a"]).numpy()  # torchvision runs its heads only in training
-        ref_aux2 = tv.aux2(captured["inception4d"]).numpy()
-    for hook in hooks:
-        hook.remove()
-    y = {k: np.asarray(v) for k, v in model(x, training=False).items()}
-    np.testing.assert_allclose(y["main"], ref_main, rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(y["aux1"], ref_aux1, rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(y["aux2"], ref_aux2, rtol=1e-3, atol=1e-4)

@@ -1,10 +1,10 @@
 """MnasNet-B1 (Tan et al. 2019; torchvision's mnasnet*): widths and their rounding,
-stage shapes, residual placement, BN settings, and agreement with torchvision."""
+stage shapes, residual placement, BN settings, and parameters against torchvision. (Logits
+equal to torchvision's with its weights, loaded through ``weights=``: tests/test_weights_more.py.)"""
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 import pytest
 import torch
 import torchvision
@@ -12,7 +12,6 @@ from torchvision.models import mnasnet as tv_mnasnet
 
 import keras_archs
 from keras_archs.models import mnasnet
-from tests.test_shufflenet import _port_torchvision, _randomise_bn
 
 # Widths of stem, SepConv and the six stacks, by the reference's rounding
 # round(v) = max(8, int(v + 4) // 8 * 8), plus 8 if that is below 0.9 * v:
@@ -107,21 +106,6 @@ def test_dropout_option():
     assert "top_dropout" not in names
     with pytest.raises(ValueError, match="alpha must be positive"):
         keras_archs.MnasNet05(alpha=0)
-
-
-@pytest.mark.parametrize("name", ["mnasnet0_5", "mnasnet0_75"])
-def test_same_outputs_as_torchvision_with_its_weights(name):
-    """Every torchvision tensor has a Keras layer under the name table, and with
-    torchvision's weights the logits agree (padding, residuals, rounding)."""
-    torch.manual_seed(0)
-    tv = torchvision.models.get_model(name, weights=None).eval()
-    _randomise_bn(tv)
-    model = keras_archs.get_model(name, input_shape=(96, 96, 3), classifier_activation=None)
-    _port_torchvision(model, tv, mnasnet.torchvision_module)
-    x = np.random.default_rng(3).normal(size=(2, 96, 96, 3)).astype("float32")
-    with torch.no_grad():
-        expected = tv(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
-    np.testing.assert_allclose(np.asarray(model(x, training=False)), expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY.values()))
