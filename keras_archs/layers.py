@@ -313,11 +313,11 @@ class CeilMaxPooling2D(keras.layers.Layer):
     The output has ``ceil((size + 2 * padding - pool_size) / strides) + 1`` cells per
     axis: a last, partial window is kept. Padding cells never win the max, as in Caffe
     and PyTorch: they repeat the nearest edge row/column, which lies in every window
-    that reaches the padding (each window starts inside the input or its left padding,
-    and ``padding < pool_size``, ``strides <= pool_size - padding``), so the max is that of the real cells. Unlike -inf
-    padding this keeps every value finite, which int8 quantization needs (a -inf pad
-    calibrates to an infinite scale). Works for unknown input sizes too (the bottom/right
-    padding is computed at run time).
+    that reaches the padding (given ``padding < pool_size`` and ``strides <= pool_size -
+    padding``, checked), so the max is that of the real cells. Unlike -inf padding this
+    keeps every value finite, which int8 quantization needs (a -inf pad calibrates to an
+    infinite scale). Works for unknown input sizes too (the bottom/right padding is
+    computed at run time).
     """
 
     def __init__(self, pool_size: int = 3, strides: int = 2, padding: int = 0, **kwargs: Any) -> None:

@@ -471,7 +471,8 @@ def export(
     ``model`` may be given directly (a Keras model) instead of ``arch``/``weights``.
     ``baseline``: a ``.keras`` file of the float model (e.g. before pruning) whose accuracy on
     the same labelled parity images the card compares with the exported file's
-    (``accuracy_drop_points``). See the module docstring and ``python -m trainers.export --help`` for the arguments.
+    (``accuracy_drop_points``). See the module docstring and ``python -m trainers.export
+    --help`` for the other arguments.
     """
     from trainers import tflite_utils
 
