@@ -51,50 +51,38 @@ def _id(case):
     return name + "".join(f"-{v}" for v in options.values())
 
 
-# A case's three tests share one worker (--dist loadgroup) and the session-wide cache of
-# ``converted``, so its conversions run once.
-COMPACT_PARAMS = [pytest.param(c, id=_id(c), marks=pytest.mark.xdist_group(f"export-{_id(c)}")) for c in COMPACT]
-
-
 def _random_model(name, size, options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return export.load_model(name, None, image_size=size, classes=10, options=options)
 
 
-@pytest.fixture(scope="session")
-def converted(tmp_path_factory):
-    """Per compact model: Keras logits and the four TFLite conversions' logits on the same
-    real images (one SavedModel written per model, converted four ways)."""
-    cache = {}
-
-    def get(case):
-        key = _id(case)
-        if key not in cache:
-            name, size, options = case
-            keras.utils.set_random_seed(7)
-            model = _random_model(name, size, options)
-            _, channels = export.model_input_spec(model)
-            prep = export.preprocessing_for(export.default_policy(name), size, channels)
-            pixels, _, _ = export.parity_data(prep, 64)
-            saved = str(tmp_path_factory.mktemp(key) / "sm")
-            export.make_archive(model, prep, tflite_batch=1).write_out(saved, verbose=False)
-            reference = export.keras_outputs(model, pixels[:N_IMAGES], prep)
-            results = {}
-            for quantize in tflite_utils.QUANTIZATIONS:
-                rep = (lambda: ({"image": p[None]} for p in pixels[N_IMAGES:])) if quantize == "int8" else None
-                data = tflite_utils.convert_saved_model(saved, signature="preprocessed", quantize=quantize, representative=rep)
-                got = tflite_utils.run_signature(tflite_utils.make_interpreter(data), pixels[:N_IMAGES])
-                results[quantize] = (data, got)
-            cache[key] = (model, reference, results)
-        return cache[key]
-
-    return get
+def convert_four_ways(case, tmp_path):
+    """A compact model's Keras logits and its four TFLite conversions (file, logits) on the
+    same real images (one SavedModel, converted four ways)."""
+    name, size, options = case
+    keras.utils.set_random_seed(7)
+    model = _random_model(name, size, options)
+    _, channels = export.model_input_spec(model)
+    prep = export.preprocessing_for(export.default_policy(name), size, channels)
+    pixels, _, _ = export.parity_data(prep, 64)
+    saved = str(tmp_path / "sm")
+    export.make_archive(model, prep, tflite_batch=1).write_out(saved, verbose=False)
+    reference = export.keras_outputs(model, pixels[:N_IMAGES], prep)
+    results = {}
+    for quantize in tflite_utils.QUANTIZATIONS:
+        rep = (lambda: ({"image": p[None]} for p in pixels[N_IMAGES:])) if quantize == "int8" else None
+        data = tflite_utils.convert_saved_model(saved, signature="preprocessed", quantize=quantize, representative=rep)
+        got = tflite_utils.run_signature(tflite_utils.make_interpreter(data), pixels[:N_IMAGES])
+        results[quantize] = (data, got)
+    return reference, results
 
 
-@pytest.mark.parametrize("case", COMPACT_PARAMS)
-def test_float_tflite_matches_keras(converted, case):
-    _, reference, results = converted(case)
+@pytest.mark.parametrize("case", COMPACT, ids=_id)
+def test_tflite_conversions_track_keras(case, tmp_path):
+    """float32 within FLOAT_ATOL, float16 and dynamic range within their relative tolerances,
+    int8 built-in and following the float logits; file sizes shrink as the weights do."""
+    reference, results = convert_four_ways(case, tmp_path)
     data, got = results["none"]
     assert got.shape == reference.shape == (N_IMAGES, 10)
     assert np.abs(got - reference).max() <= export.FLOAT_ATOL
@@ -102,10 +90,6 @@ def test_float_tflite_matches_keras(converted, case):
     assert info.builtin_only and info.ops
     assert list(info.outputs) == ["logits"] and list(info.inputs) == ["image"]
 
-
-@pytest.mark.parametrize("case", COMPACT_PARAMS)
-def test_fp16_and_dynamic_within_tolerance(converted, case):
-    _, reference, results = converted(case)
     scale = max(1.0, np.abs(reference).max())
     fp16 = np.abs(results["float16"][1] - reference).max() / scale
     dynamic = np.abs(results["dynamic"][1] - reference).max() / scale
@@ -116,10 +100,6 @@ def test_fp16_and_dynamic_within_tolerance(converted, case):
     assert sizes["float16"] < 0.6 * sizes["none"]
     assert sizes["dynamic"] < 0.4 * sizes["none"] and sizes["int8"] < 0.4 * sizes["none"]
 
-
-@pytest.mark.parametrize("case", COMPACT_PARAMS)
-def test_int8_builtin_and_tracks_float(converted, case):
-    _, reference, results = converted(case)
     data, got = results["int8"]
     info = tflite_utils.inspect_model(data)
     assert info.builtin_only
