@@ -34,7 +34,6 @@ ROUND_TRIP_MAX_PARAMS = 300_000_000
 # Variants so deep that building them takes tens of seconds (slow); their layers are
 # those of shallower siblings, so the .keras round trip is left to those.
 DEEPEST_VARIANTS = {"resnet1202", "densenet264", "densenet_bc_250_24", "densenet_bc_190_40"}
-SLOW_NAMES = DEEPEST_VARIANTS
 
 
 def trainable_count(model: keras.Model) -> int:
@@ -49,7 +48,7 @@ def registry_params(names=None, max_params=None, min_params=0):
     params = []
     for s in specs:
         marks = []
-        if s.params > SLOW_PARAMS or s.name in SLOW_NAMES:
+        if s.params > SLOW_PARAMS or s.name in DEEPEST_VARIANTS:
             marks.append(pytest.mark.slow)
         if s.params > SLOW_PARAMS:
             # Big builds share one xdist worker (--dist loadgroup): two never overlap in memory.
