@@ -12,6 +12,7 @@ the table.
 """
 
 from keras_archs import models as _models  # noqa: F401  (registers every family)
+from keras_archs.imagenet import decode_predictions, preprocess_input
 from keras_archs.registry import ModelSpec, get_model, get_spec, list_models
 
 __version__ = "0.1.0"
@@ -20,4 +21,12 @@ __version__ = "0.1.0"
 _BUILDERS = {spec.builder.__name__: spec.builder for spec in list_models()}
 globals().update(_BUILDERS)
 
-__all__ = ["ModelSpec", "get_model", "get_spec", "list_models", *sorted(_BUILDERS)]
+__all__ = [
+    "ModelSpec",
+    "decode_predictions",
+    "get_model",
+    "get_spec",
+    "list_models",
+    "preprocess_input",
+    *sorted(_BUILDERS),
+]

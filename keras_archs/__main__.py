@@ -1,4 +1,4 @@
-"""``python -m keras_archs [family]``: print the model table."""
+"""``python -m keras_archs [family]``: print the model table (``family``: a case-insensitive prefix, e.g. ``resnet``)."""
 
 import sys
 

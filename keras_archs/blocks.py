@@ -149,8 +149,16 @@ def flatten_dense_top(
     activation: str = "relu",
     kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
     hidden_bias_initializer: str | keras.initializers.Initializer = "zeros",
+    pool_to: tuple[int, int] | None = None,
 ) -> Tensor:
-    """AlexNet/VGG's classifier: flatten, ``fc{i}`` (dense-ReLU-dropout) per hidden size, then ``predictions``."""
+    """AlexNet/VGG's classifier: flatten, ``fc{i}`` (dense-ReLU-dropout) per hidden size, then ``predictions``.
+
+    ``pool_to`` first average-pools the maps adaptively to that grid (layer ``avgpool``,
+    torchvision's ``AdaptiveAvgPool2d``), so the dense layers keep their shapes at any
+    input size; it belongs to the head, so ``include_top=False`` keeps the full maps.
+    """
+    if pool_to is not None:
+        x = keras.layers.AdaptiveAveragePooling2D(pool_to, name="avgpool")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(hidden_units, start=1):
         x = keras.layers.Dense(

@@ -17,6 +17,43 @@ from keras import ops
 PACKAGE = "keras_archs"
 
 
+def check_channel_split(owner: str, channels: int | None, parts: int, noun: str = "groups") -> None:
+    """Raise unless ``channels`` is known and divides into ``parts`` equal ``noun``."""
+    if channels is None or channels % parts:
+        raise ValueError(f"{owner}: {channels} channels do not split into {parts} {noun}.")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FanInUniform(keras.initializers.Initializer):
+    """Uniform in ``[-limit / F, limit / F]``, ``F`` the fan-in of the unit a weight feeds.
+
+    LeCun et al. 1998, Appendix C: "uniform distribution between -2.4/F_i and 2.4/F_i
+    where F_i is the number of inputs (fan-in) of the unit". ``F`` is the product of
+    all but the last dimension of the weight's shape (kernel height x width x input
+    channels; a dense layer's inputs), or ``fan_in`` when given (a weight shared by a
+    unit's inputs, such as a subsampling coefficient).
+
+    Example:
+        >>> w = FanInUniform()((5, 5, 6, 16))  # fan-in 150: |w| <= 0.016
+    """
+
+    def __init__(self, limit: float = 2.4, fan_in: int | None = None, seed: int | None = None) -> None:
+        self.limit = limit
+        self.fan_in = fan_in
+        self.seed = seed
+        self._generator = keras.random.SeedGenerator(seed)
+
+    def __call__(self, shape, dtype=None):
+        if self.fan_in is None and len(shape) < 2:
+            raise ValueError(f"FanInUniform needs a fan-in: pass fan_in= for the shape {tuple(shape)}.")
+        fan_in = self.fan_in or int(np.prod(shape[:-1]))
+        bound = self.limit / fan_in
+        return keras.random.uniform(shape, -bound, bound, dtype=dtype, seed=self._generator)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"limit": self.limit, "fan_in": self.fan_in, "seed": self.seed}
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class LocalResponseNormalization(keras.layers.Layer):
     """Cross-channel LRN of Krizhevsky et al. 2012, Section 3.3.
@@ -24,13 +61,17 @@ class LocalResponseNormalization(keras.layers.Layer):
     ``b_c = a_c / (k + alpha * sum_{c' in window(c)} a_{c'}^2) ** beta`` where the
     window holds ``depth`` adjacent channels centred on ``c``. This is the paper's
     form: ``alpha`` multiplies the sum directly. Caffe and PyTorch divide alpha by
-    ``depth``; to reproduce them pass ``alpha=their_alpha / depth``.
+    ``depth``; to reproduce them pass ``alpha=their_alpha / depth``. The defaults
+    are the paper's (n=5, k=2, alpha=1e-4, beta=0.75).
 
     Args:
         depth: window size n (odd).
         k: additive bias.
         alpha: scale of the squared sum.
         beta: exponent.
+        groups: the channels split into this many contiguous groups (AlexNet's
+            towers, one per GPU, Section 3.2) and no window crosses from one group
+            into another, as if each group were normalised alone.
     """
 
     def __init__(
@@ -39,25 +80,42 @@ class LocalResponseNormalization(keras.layers.Layer):
         k: float = 2.0,
         alpha: float = 1e-4,
         beta: float = 0.75,
+        groups: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if depth < 1 or depth % 2 == 0:
             raise ValueError(f"LRN depth must be a positive odd number, got {depth}.")
+        if groups < 1:
+            raise ValueError(f"LRN groups must be >= 1, got {groups}.")
         self.depth = depth
         self.k = k
         self.alpha = alpha
         self.beta = beta
+        self.groups = groups
 
-    def call(self, inputs):
-        channels = inputs.shape[-1]
+    def build(self, input_shape):
+        check_channel_split("LRN", input_shape[-1], self.groups)
+
+    def _window_sum(self, squared):
+        """Sum over each channel's window of ``depth`` channels (zero beyond the edges)."""
+        channels = squared.shape[-1]
         half = self.depth // 2
-        squared = ops.square(inputs)
-        padded = ops.pad(squared, [[0, 0]] * (len(inputs.shape) - 1) + [[half, half]])
+        padded = ops.pad(squared, [[0, 0]] * (len(squared.shape) - 1) + [[half, half]])
         # Sum of `depth` shifted channel slices: exact, and needs no conv kernel.
         window_sum = padded[..., 0:channels]
         for offset in range(1, self.depth):
             window_sum = window_sum + padded[..., offset : offset + channels]
+        return window_sum
+
+    def call(self, inputs):
+        squared = ops.square(inputs)
+        if self.groups == 1:
+            window_sum = self._window_sum(squared)
+        else:
+            size = inputs.shape[-1] // self.groups
+            sums = [self._window_sum(squared[..., g * size : (g + 1) * size]) for g in range(self.groups)]
+            window_sum = ops.concatenate(sums, axis=-1)
         return inputs / ops.power(self.k + self.alpha * window_sum, self.beta)
 
     def compute_output_shape(self, input_shape):
@@ -70,6 +128,7 @@ class LocalResponseNormalization(keras.layers.Layer):
             "k": self.k,
             "alpha": self.alpha,
             "beta": self.beta,
+            "groups": self.groups,
         }
 
 
@@ -96,13 +155,18 @@ class ScaledTanh(keras.layers.Layer):
 class TrainableSubsampling(keras.layers.Layer):
     """LeNet-5's S2/S4: sum over a 2x2 window, times a trainable coefficient, plus a trainable bias, per map."""
 
-    def __init__(self, pool_size: int = 2, **kwargs: Any) -> None:
+    def __init__(
+        self, pool_size: int = 2, coefficient_initializer: str | keras.initializers.Initializer = "ones", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.pool_size = pool_size
+        self.coefficient_initializer = keras.initializers.get(coefficient_initializer)
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.coefficient = self.add_weight(shape=(channels,), initializer="ones", name="coefficient")
+        self.coefficient = self.add_weight(
+            shape=(channels,), initializer=self.coefficient_initializer, name="coefficient"
+        )
         self.bias = self.add_weight(shape=(channels,), initializer="zeros", name="bias")
 
     def call(self, inputs):
@@ -117,7 +181,11 @@ class TrainableSubsampling(keras.layers.Layer):
         return (input_shape[0], shrink(input_shape[1]), shrink(input_shape[2]), input_shape[3])
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "pool_size": self.pool_size}
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "coefficient_initializer": keras.initializers.serialize(self.coefficient_initializer),
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -130,12 +198,19 @@ class ConnectionTableConv2D(keras.layers.Layer):
     connected inputs, so the parameter count is that of the table.
     """
 
-    def __init__(self, table: Sequence[Sequence[int]], kernel_size: int = 5, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        table: Sequence[Sequence[int]],
+        kernel_size: int = 5,
+        kernel_initializer: str | keras.initializers.Initializer = "glorot_uniform",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.table = [list(map(int, row)) for row in table]
         if not self.table or any(not row for row in self.table):
             raise ValueError("ConnectionTableConv2D needs a non-empty table with no empty rows.")
         self.kernel_size = kernel_size
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -145,7 +220,7 @@ class ConnectionTableConv2D(keras.layers.Layer):
         k = self.kernel_size
         self.kernels = [
             self.add_weight(
-                shape=(k, k, len(row), 1), initializer="glorot_uniform", name=f"kernel_{j}"
+                shape=(k, k, len(row), 1), initializer=self.kernel_initializer, name=f"kernel_{j}"
             )
             for j, row in enumerate(self.table)
         ]
@@ -176,7 +251,12 @@ class ConnectionTableConv2D(keras.layers.Layer):
         return (input_shape[0], shrink(input_shape[1]), shrink(input_shape[2]), len(self.table))
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "table": self.table, "kernel_size": self.kernel_size}
+        return {
+            **super().get_config(),
+            "table": self.table,
+            "kernel_size": self.kernel_size,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -228,9 +308,7 @@ class ChannelShuffle(keras.layers.Layer):
         self.groups = groups
 
     def build(self, input_shape):
-        channels = input_shape[-1]
-        if channels is None or channels % self.groups:
-            raise ValueError(f"ChannelShuffle: {channels} channels do not split into {self.groups} groups.")
+        check_channel_split("ChannelShuffle", input_shape[-1], self.groups)
 
     def call(self, inputs):
         shape = ops.shape(inputs)
@@ -259,9 +337,7 @@ class ChannelSplit(keras.layers.Layer):
         self.num_splits = num_splits
 
     def build(self, input_shape):
-        channels = input_shape[-1]
-        if channels is None or channels % self.num_splits:
-            raise ValueError(f"ChannelSplit: {channels} channels do not split into {self.num_splits} parts.")
+        check_channel_split("ChannelSplit", input_shape[-1], self.num_splits, "parts")
 
     def call(self, inputs):
         return ops.split(inputs, self.num_splits, axis=-1)

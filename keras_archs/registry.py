@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import itertools
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import keras
+
+from keras_archs import imagenet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +42,11 @@ class ModelSpec:
             including non-trainable BN statistics, as keras.applications counts.
         default_classes: number of classes of the reference configuration.
         channels: default number of input channels.
+        options: the family options the builder accepts as keyword arguments
+            (``dropout``, ``aux_logits``, ...), read from the family's core function.
+        preprocessing: the :func:`keras_archs.preprocess_input` mode its family's
+            default reference ImageNet weights expect (``"torch"``, ``"caffe"``,
+            ``"tf"``, ``"identity"``), or ``None`` if the family has none.
     """
 
     name: str
@@ -50,6 +60,8 @@ class ModelSpec:
     total_params: int | None = None
     default_classes: int = 1000
     channels: int = 3
+    options: tuple[str, ...] = ()
+    preprocessing: str | None = None
 
     def build(self, **kwargs: Any) -> keras.Model:
         """Build this variant (same arguments as its public builder)."""
@@ -93,18 +105,35 @@ def get_model(name: str, **kwargs: Any) -> keras.Model:
 
 
 def list_models(family: str | None = None) -> list[ModelSpec]:
-    """All registered variants (optionally one family), sorted by family then name."""
-    specs = [
-        s for s in _REGISTRY.values() if family is None or s.family.lower() == family.lower()
-    ]
+    """All registered variants, sorted by family then name.
+
+    ``family`` keeps the families whose name starts with it, ignoring case, so
+    ``"ResNet"`` lists the ImageNet and the CIFAR ResNets ("ResNet-CIFAR") and
+    ``"resnet-cifar"`` only the latter.
+
+    Example:
+        >>> import keras_archs
+        >>> sorted({s.family for s in keras_archs.list_models("resnet")})
+        ['ResNet', 'ResNet-CIFAR']
+    """
+    prefix = None if family is None else family.strip().lower()
+    specs = [s for s in _REGISTRY.values() if prefix is None or s.family.lower().startswith(prefix)]
     if family is not None and not specs:
         families = sorted({s.family for s in _REGISTRY.values()})
         raise ValueError(f"Unknown family {family!r}; known families: {', '.join(families)}.")
     return sorted(specs, key=lambda s: (s.family, s.name))
 
 
-def format_table(specs: list[ModelSpec] | None = None) -> str:
-    """A plain-text table of the registry, as printed by ``python -m keras_archs``."""
+TABLE_WIDTH = 120
+PAPER_WIDTH = 22
+
+
+def format_table(specs: list[ModelSpec] | None = None, width: int = TABLE_WIDTH) -> str:
+    """A plain-text table of the registry, as printed by ``python -m keras_archs``.
+
+    Lines fit in ``width`` columns: the paper column (at most ``PAPER_WIDTH``) and the
+    last column (the count's source, the rest of the width) wrap onto continuation lines.
+    """
     specs = list_models() if specs is None else specs
     header = ("name", "family", "paper", "input", "min", "params", "source")
     rows = [
@@ -120,7 +149,13 @@ def format_table(specs: list[ModelSpec] | None = None) -> str:
         for s in specs
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    widths[2] = min(widths[2], PAPER_WIDTH)
+    widths[-1] = min(widths[-1], width - sum(w + 2 for w in widths[:-1]))
+    lines = []
+    for row in [header, *rows]:
+        cells = [textwrap.wrap(cell, w, break_on_hyphens=False) or [""] for cell, w in zip(row, widths)]
+        for parts in itertools.zip_longest(*cells, fillvalue=""):
+            lines.append("  ".join(part.ljust(w) for part, w in zip(parts, widths)).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -146,6 +181,8 @@ Args:
     name: the model's name (default ``"{registry_name}"``).
     **options: family options{options}.
 
+{inputs}
+
 Returns:
     A functional ``keras.Model``.
 
@@ -153,6 +190,25 @@ Example:
     >>> import keras_archs
     >>> model = keras_archs.{public_name}(weights=None, classes=10)
 """
+
+
+def check_imagenet_classes(
+    weights: Any, include_top: bool, classes: int, default_classes: int, skip_head: bool = False
+) -> None:
+    """keras.applications' check, before any download: ImageNet weights with a top need
+    the reference number of classes, unless ``skip_head`` leaves the classifier out.
+
+    Example:
+        >>> check_imagenet_classes("imagenet", True, 10, 1000)
+        Traceback (most recent call last):
+        ValueError: If using `weights='imagenet'` with `include_top=True`, `classes` should be 1000.  Received classes=10
+    """
+    is_imagenet = isinstance(weights, str) and weights.split(":", 1)[0] == "imagenet"
+    if is_imagenet and include_top and classes != default_classes and not skip_head:
+        raise ValueError(
+            "If using `weights='imagenet'` with `include_top=True`, "
+            f"`classes` should be {default_classes}.  Received classes={classes}"
+        )
 
 
 def public_builder(
@@ -193,6 +249,7 @@ def public_builder(
         name: str | None = None,
         **options: Any,
     ) -> keras.Model:
+        check_imagenet_classes(weights, include_top, classes, default_classes, options.get("skip_head", False))
         return core(
             include_top=include_top,
             weights=weights,
@@ -209,6 +266,12 @@ def public_builder(
             **{**bound, **options},
         )
 
+    application_args = set(inspect.signature(builder).parameters) | {"arch", "default_size", "min_size", "channels"}
+    options = tuple(
+        p.name
+        for p in inspect.signature(core).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in application_args
+    )
     builder.__name__ = builder.__qualname__ = public_name
     builder.__module__ = core.__module__
     builder.__doc__ = _BUILDER_DOC.format(
@@ -221,6 +284,7 @@ def public_builder(
         channels=channels,
         default_classes=default_classes,
         options=f": {options_doc}" if options_doc else " (none)",
+        inputs=textwrap.fill(imagenet.input_doc(family, registry_name), 84),
     )
     add(
         ModelSpec(
@@ -235,6 +299,8 @@ def public_builder(
             total_params=total_params,
             default_classes=default_classes,
             channels=channels,
+            options=options,
+            preprocessing=imagenet.default_mode(family),
         )
     )
     return builder

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 import keras_archs
-from keras_archs.layers import LocalResponseNormalization, TrainableSubsampling, ZeroPadShortcut
+from keras_archs.layers import (
+    ConnectionTableConv2D,
+    FanInUniform,
+    LocalResponseNormalization,
+    TrainableSubsampling,
+    ZeroPadShortcut,
+)
 from keras_archs.models.lenet import C3_CONNECTION_TABLE
 from tests.conftest import trainable_count
 
@@ -54,6 +60,39 @@ def test_c3_map_depends_only_on_its_connected_inputs():
     assert sub.output.shape[-1] == 16 and s2_input.output.shape[-1] == 6
 
 
+def test_fan_in_uniform_is_appendix_c():
+    """LeCun et al. 1998, Appendix C: uniform in +-2.4 / F_i, F_i the unit's fan-in."""
+    init = FanInUniform(seed=3)
+    values = np.asarray(init((5, 5, 16, 120)))  # C5: fan-in 400
+    assert np.abs(values).max() <= 2.4 / 400
+    assert np.abs(values).max() > 0.99 * 2.4 / 400  # fills the range (48,000 samples)
+    np.testing.assert_allclose(values.std(), 2.4 / 400 / np.sqrt(3), rtol=0.02)
+    assert np.abs(np.asarray(FanInUniform(fan_in=4)((1000,)))).max() <= 0.6
+    restored = keras.initializers.deserialize(keras.initializers.serialize(FanInUniform(1.5, fan_in=7)))
+    assert isinstance(restored, FanInUniform) and (restored.limit, restored.fan_in) == (1.5, 7)
+    with pytest.raises(ValueError, match="fan_in"):
+        FanInUniform()((6,))
+
+
+def test_lenet_starts_from_appendix_c_initialisation():
+    model = keras_archs.LeNet5()
+    fan_ins = {"c1": 25, "c5": 400, "f6": 120, "predictions": 84, "s2": 4, "s4": 4}
+    for name, fan_in in fan_ins.items():
+        weight = model.get_layer(name).weights[0]  # kernel, or the subsampling coefficient
+        values = np.asarray(weight)
+        assert np.abs(values).max() <= 2.4 / fan_in, name
+        assert np.abs(values).max() > 0.5 * 2.4 / fan_in, name
+    c3 = model.get_layer("c3")
+    for row, kernel in zip(C3_CONNECTION_TABLE, c3.kernels):  # fan-in: 25 per connected S2 map
+        assert np.abs(np.asarray(kernel)).max() <= 2.4 / (25 * len(row))
+    assert isinstance(c3.kernel_initializer, FanInUniform)
+    assert isinstance(ConnectionTableConv2D.from_config(c3.get_config()).kernel_initializer, FanInUniform)
+    assert all(not np.asarray(layer.bias).any() for layer in model.layers if hasattr(layer, "bias"))
+    glorot = keras_archs.LeNet5(initializer="glorot_uniform")
+    assert np.abs(np.asarray(glorot.get_layer("c5").kernel)).max() > 2.4 / 400
+    np.testing.assert_array_equal(np.asarray(glorot.get_layer("s2").coefficient), np.ones(6))
+
+
 def test_subsampling_is_scaled_window_sum():
     layer = TrainableSubsampling()
     x = np.random.default_rng(1).normal(size=(2, 4, 4, 3)).astype("float32")
@@ -78,6 +117,28 @@ def test_lrn_matches_paper_formula():
     np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5)
     with pytest.raises(ValueError, match="odd"):
         LocalResponseNormalization(depth=4)
+
+
+def test_lrn_groups_normalise_each_tower_alone():
+    x = np.random.default_rng(3).uniform(-3, 3, size=(1, 2, 2, 10)).astype("float32")
+    grouped = LocalResponseNormalization(depth=5, alpha=0.1, groups=2)
+    single = LocalResponseNormalization(depth=5, alpha=0.1)
+    expected = np.concatenate([np.asarray(single(x[..., :5])), np.asarray(single(x[..., 5:]))], axis=-1)
+    np.testing.assert_allclose(np.asarray(grouped(x)), expected, rtol=1e-6)
+    # The ungrouped window at channel 4 reaches channels 5 and 6 of the other tower.
+    assert not np.allclose(np.asarray(single(x))[..., 4], expected[..., 4])
+    assert LocalResponseNormalization.from_config(grouped.get_config()).groups == 2
+    with pytest.raises(ValueError, match="groups"):
+        LocalResponseNormalization(groups=3)(x)
+
+
+def test_alexnet_lrn_stays_inside_each_tower():
+    """Section 3.2: the two GPUs normalise their own maps; grouped=False has one tower."""
+    with keras.StatelessScope():
+        towers = keras_archs.AlexNet()
+        single = keras_archs.AlexNet(grouped=False)
+    assert [towers.get_layer(n).groups for n in ("conv1_lrn", "conv2_lrn")] == [2, 2]
+    assert [single.get_layer(n).groups for n in ("conv1_lrn", "conv2_lrn")] == [1, 1]
 
 
 def test_alexnet_paper_layout():
@@ -110,6 +171,25 @@ def test_vgg_weight_layers(name, convs):
     """Table 1: 11/13/16/16/19 weight layers = convolutions + 3 dense layers."""
     model = keras_archs.get_model(name, input_shape=(32, 32, 3), include_top=False)
     assert sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers) == convs
+
+
+@pytest.mark.parametrize(
+    "name, maps, reference_size", [("vgg16", (512, 14), 7), ("vgg11_bn", (512, 14), 7), ("alexnet_owt", (256, 13), 6)]
+)
+def test_headless_model_returns_the_last_maps_at_any_size(name, maps, reference_size):
+    """As keras.applications: the adaptive pooling belongs to the classifier, so
+    include_top=False gives the last stage's maps (14x14 at 448, not torchvision's 7x7)."""
+    spec = keras_archs.get_spec(name)
+    channels, size_at_448 = maps
+    with keras.StatelessScope():
+        open_size = spec.builder(include_top=False, input_shape=(None, None, 3))
+        at_448 = spec.builder(include_top=False, input_shape=(448, 448, 3))
+        with_top = spec.builder(input_shape=(448, 448, 3))
+    assert tuple(open_size.output.shape) == (None, None, None, channels)
+    assert tuple(at_448.output.shape) == (None, size_at_448, size_at_448, channels)
+    assert not any(isinstance(layer, keras.layers.AdaptiveAveragePooling2D) for layer in at_448.layers)
+    assert with_top.get_layer("avgpool").output.shape[1:] == (reference_size, reference_size, channels)
+    assert trainable_count(with_top) == spec.params  # the head keeps its shapes at any size
 
 
 def test_vgg_c_has_1x1_and_lrn_variant_has_lrn():

@@ -106,6 +106,8 @@ def test_top_and_pooling_shapes(name):
     features = spec.builder(include_top=False, input_shape=(size, size, ch))
     fmap = _outputs(features, x)
     assert fmap.ndim == 4 and fmap.shape[0] == 1
+    # As keras.applications: adaptive pooling belongs to the head, never to the features.
+    assert not any(isinstance(layer, keras.layers.AdaptiveAveragePooling2D) for layer in features.layers)
     with keras.StatelessScope():  # graphs only (shapes, layers): no weight values needed
         logits = spec.builder(classes=7, classifier_activation=None, input_shape=(size, size, ch))
         assert logits.get_layer("predictions").activation.__name__ == "linear"

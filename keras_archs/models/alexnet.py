@@ -10,10 +10,14 @@ import keras
 
 from keras_archs.blocks import conv, make_flatten_top, pool
 from keras_archs.builder import build_classifier
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import LocalResponseNormalization
 from keras_archs.registry import public_builder
 
 PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
+
+preprocess_input = family_preprocess_input("AlexNet")
 
 # (name, filters, kernel, stride, padding, towers, LRN after ReLU, max-pool after)
 # Section 3.5 / Figure 2: conv2, conv4 and conv5 read only the maps of their own GPU
@@ -52,9 +56,11 @@ def alexnet(
         layers: the convolution table (paper or one-weird-trick widths).
         lrn: apply local response normalisation after conv1 and conv2 (Section 3.3).
         grouped: keep the paper's two-tower split as grouped convolutions
-            (``groups=2``); ``False`` connects every map (more parameters).
-        adaptive_pool: average-pool the last maps to 6x6 before the classifier,
-            as torchvision does, so any input size keeps the dense layers' shape.
+            (``groups=2``) and LRN windows within each tower; ``False`` connects
+            every map (more parameters) and normalises across all of them.
+        adaptive_pool: the classifier first average-pools the maps to 6x6, as
+            torchvision does, so any input size keeps the dense layers' shape
+            (``include_top=False`` returns the full maps).
     """
     init = keras.initializers.RandomNormal(stddev=0.01)
 
@@ -74,20 +80,25 @@ def alexnet(
             )
             x = keras.layers.ReLU(name=f"{name}_relu")(x)
             if has_lrn and lrn:
-                x = LocalResponseNormalization(depth=5, k=2.0, alpha=1e-4, beta=0.75, name=f"{name}_lrn")(x)
+                # Section 3.2: each GPU normalises its own half of the maps (conv1's included).
+                x = LocalResponseNormalization(
+                    depth=5, k=2.0, alpha=1e-4, beta=0.75, groups=2 if grouped else 1, name=f"{name}_lrn"
+                )(x)
             if has_pool:
                 x = pool(x, 3, 2, name=f"{name}_pool")  # overlapping pooling, Section 3.4
-        if adaptive_pool:
-            x = keras.layers.AdaptiveAveragePooling2D((6, 6), name="avgpool")(x)
         return x
 
     top = make_flatten_top(
-        hidden_units=(4096, 4096), dropout=0.5, kernel_initializer=init, hidden_bias_initializer="ones"
+        hidden_units=(4096, 4096),
+        dropout=0.5,
+        kernel_initializer=init,
+        hidden_bias_initializer="ones",
+        pool_to=(6, 6) if adaptive_pool else None,
     )
     return build_classifier(features=features, top=top, **common)
 
 
-ALEXNET_OPTIONS = "``lrn=True``, ``grouped=True`` (two-tower split as groups=2)"
+ALEXNET_OPTIONS = "``lrn=True``, ``grouped=True`` (two-tower split as groups=2, LRN per tower)"
 
 AlexNet = public_builder(
     alexnet,

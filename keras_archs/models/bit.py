@@ -22,10 +22,14 @@ import keras
 
 from keras_archs.blocks import pool
 from keras_archs.builder import build_classifier
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import WeightStandardizedConv2D
 from keras_archs.registry import public_builder
 
 PAPER = "Kolesnikov et al. 2020, Big Transfer (BiT): General Visual Representation Learning"
+
+preprocess_input = family_preprocess_input("BiT")
 
 # ResNet-v2 bottleneck stages (He et al. 2016, Table 1 of the v1 paper): blocks per stage.
 STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}

@@ -17,9 +17,13 @@ import keras
 
 from keras_archs.blocks import batch_norm, conv, conv_bn_act, pool
 from keras_archs.builder import build_classifier
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.registry import public_builder
 
 PAPER = "Huang et al. 2017, Densely Connected Convolutional Networks"
+
+preprocess_input = family_preprocess_input("DenseNet")
 
 # Table 1: growth rate k, stem filters (2k) and layers per dense block.
 # DenseNet-161 (k=48, 96 stem filters) is not in Table 1; it comes from the

@@ -16,9 +16,13 @@ import math
 import keras
 
 from keras_archs.builder import build_classifier
+from keras_archs.imagenet import IMAGENET_MEAN, IMAGENET_STD, family_preprocess_input
+from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.registry import public_builder
 
 PAPER = "Tan & Le 2019, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
+
+preprocess_input = family_preprocess_input("EfficientNet")
 
 # Table 1, stages 2-8 (stage 1 is the 3x3 stem with STEM_FILTERS maps, stage 9 the
 # 1x1 conv with TOP_FILTERS maps, pooling and FC). One row per stage:
@@ -53,9 +57,6 @@ PADDINGS = ("keras", "torch")
 # The authors' initialisers (keras.applications uses the same).
 CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="truncated_normal")
 DENSE_INIT = keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_out", distribution="uniform")
-# ImageNet statistics of pixels scaled to [0, 1] (the authors' MEAN_RGB / STDDEV_RGB divided by 255).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def round_filters(filters: int, width_coefficient: float, divisor: int = 8) -> int:

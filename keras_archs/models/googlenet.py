@@ -13,10 +13,14 @@ import keras
 
 from keras_archs.blocks import conv, conv_bn_act, pool
 from keras_archs.builder import build_classifier, dense_top
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import LocalResponseNormalization
 from keras_archs.registry import public_builder
 
 PAPER = "Szegedy et al. 2014, Going Deeper with Convolutions"
+
+preprocess_input = family_preprocess_input("GoogLeNet")
 
 # Table 1, in order. A module row is (name, #1x1, #3x3 reduce, #3x3, #5x5 reduce,
 # #5x5, pool proj); a string is a stride-2 max-pooling layer between stages.

@@ -18,9 +18,13 @@ import keras
 
 from keras_archs.blocks import BN_MOMENTUM, conv, pool
 from keras_archs.builder import build_classifier, dense_top
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.registry import public_builder
 
 PAPER = "Szegedy et al. 2015, Rethinking the Inception Architecture for Computer Vision"
+
+preprocess_input = family_preprocess_input("Inception-v3")
 
 # Table 1's stem (299x299x3 -> 35x35x192): (name, filters, kernel, stride, padding);
 # "maxpool1"/"maxpool2" are 3x3/2 max-pooling layers.

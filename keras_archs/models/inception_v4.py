@@ -19,9 +19,13 @@ import keras
 
 from keras_archs.blocks import conv, pool
 from keras_archs.builder import build_classifier, dense_top
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.registry import public_builder
 
 PAPER = "Szegedy et al. 2016, Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"
+
+preprocess_input = family_preprocess_input("Inception-ResNet")
 
 Tensor = keras.KerasTensor
 

@@ -3,7 +3,8 @@ to document recognition", Section II.B).
 
 C1 (6@28x28) - S2 - C3 (16@10x10, Table I connections) - S4 - C5 (120) - F6 (84)
 - output. Subsampling layers sum 2x2 windows with a trainable coefficient and bias
-per map; every layer up to F6 is squashed by ``1.7159 * tanh(2/3 * a)``.
+per map; every layer up to F6 is squashed by ``1.7159 * tanh(2/3 * a)``. Weights start
+uniform in +-2.4 / fan-in (Appendix C), biases at zero.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import keras
 
 from keras_archs.builder import build_classifier
-from keras_archs.layers import ConnectionTableConv2D, ScaledTanh, TrainableSubsampling
+from keras_archs.layers import ConnectionTableConv2D, FanInUniform, ScaledTanh, TrainableSubsampling
 from keras_archs.registry import public_builder
 
 # Table I: for each of C3's 16 maps, the S2 maps it reads. Six maps take three
@@ -31,31 +32,49 @@ def _squash(x, name: str):
     return ScaledTanh(name=f"{name}_tanh")(x)
 
 
-def lenet(*, connection_table: str = "paper", **common) -> keras.Model:
-    """Core LeNet-5 builder. ``connection_table``: ``"paper"`` (Table I) or ``"full"``."""
+def lenet(*, connection_table: str = "paper", initializer: str = "paper", **common) -> keras.Model:
+    """Core LeNet-5 builder.
+
+    Args:
+        connection_table: ``"paper"`` (Table I) or ``"full"``.
+        initializer: ``"paper"`` (Appendix C: weights uniform in +-2.4 / fan-in, the
+            subsampling coefficients with fan-in 4), or a Keras initializer name for
+            the kernels (the coefficients then start at 1).
+    """
     if connection_table not in _CONNECTION_TABLES:
         raise ValueError(
             f"connection_table must be one of {_CONNECTION_TABLES}, got {connection_table!r}."
         )
+    paper_init = initializer == "paper"
+
+    def kernel_init():
+        return FanInUniform() if paper_init else keras.initializers.get(initializer)
+
+    def subsample(x, name):
+        # A subsampling unit's inputs are its 2x2 window: fan-in 4 for the shared coefficient.
+        coefficient_init = FanInUniform(fan_in=4) if paper_init else "ones"
+        return TrainableSubsampling(2, coefficient_initializer=coefficient_init, name=name)(x)
 
     def features(x):
-        x = keras.layers.Conv2D(6, 5, name="c1")(x)
+        x = keras.layers.Conv2D(6, 5, kernel_initializer=kernel_init(), name="c1")(x)
         x = _squash(x, "c1")
-        x = _squash(TrainableSubsampling(name="s2")(x), "s2")
+        x = _squash(subsample(x, "s2"), "s2")
         if connection_table == "paper":
-            x = ConnectionTableConv2D(C3_CONNECTION_TABLE, kernel_size=5, name="c3")(x)
+            x = ConnectionTableConv2D(C3_CONNECTION_TABLE, 5, kernel_initializer=kernel_init(), name="c3")(x)
         else:
-            x = keras.layers.Conv2D(16, 5, name="c3")(x)
+            x = keras.layers.Conv2D(16, 5, kernel_initializer=kernel_init(), name="c3")(x)
         x = _squash(x, "c3")
-        x = _squash(TrainableSubsampling(name="s4")(x), "s4")
-        x = keras.layers.Conv2D(120, 5, name="c5")(x)
+        x = _squash(subsample(x, "s4"), "s4")
+        x = keras.layers.Conv2D(120, 5, kernel_initializer=kernel_init(), name="c5")(x)
         return _squash(x, "c5")
 
     def top(x, classes, classifier_activation):
         x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(84, name="f6")(x)
+        x = keras.layers.Dense(84, kernel_initializer=kernel_init(), name="f6")(x)
         x = _squash(x, "f6")
-        return keras.layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        return keras.layers.Dense(
+            classes, activation=classifier_activation, kernel_initializer=kernel_init(), name="predictions"
+        )(x)
 
     return build_classifier(features=features, top=top, **common)
 
@@ -75,5 +94,5 @@ LeNet5 = public_builder(
     params=60_850,
     param_source="paper (Section II.B, per-layer counts)",
     summary="C3 uses the paper's partial connection table (1,516 parameters); the output is a softmax layer.",
-    options_doc='``connection_table="paper" | "full"``',
+    options_doc='``connection_table="paper" | "full"``, ``initializer="paper"`` (or a Keras initializer name)',
 )

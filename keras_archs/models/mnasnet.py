@@ -18,9 +18,13 @@ import keras
 
 from keras_archs.blocks import batch_norm, conv, depthwise_conv
 from keras_archs.builder import build_classifier, dense_top
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.registry import public_builder
 
 PAPER = "Tan et al. 2019, MnasNet: Platform-Aware Neural Architecture Search for Mobile"
+
+preprocess_input = family_preprocess_input("MnasNet")
 
 # The reference trains with TensorFlow's BN decay 0.9997 (torchvision: momentum
 # 1 - 0.9997); eps is torchvision's default 1e-5.

@@ -13,10 +13,14 @@ import keras
 
 from keras_archs.blocks import conv_bn_act, pool
 from keras_archs.builder import build_classifier
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import ZeroPadShortcut
 from keras_archs.registry import public_builder
 
 PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
+
+preprocess_input = family_preprocess_input("ResNet")
 
 STAGE_DEPTHS = {
     18: ("basic", (2, 2, 2, 2)),

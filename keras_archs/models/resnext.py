@@ -10,10 +10,14 @@ ResNeXt-50 of Table 3 keeps the complexity of ResNet-50: (C, d) = (1, 64),
 
 from __future__ import annotations
 
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.models.resnet import resnet
 from keras_archs.registry import public_builder
 
 PAPER = "Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks"
+
+preprocess_input = family_preprocess_input("ResNeXt")
 OPTIONS = '``downsample="3x3"|"1x1"``, ``shortcut="B"``, ``conv_bias=False``, ``bn_epsilon=1e-5``'
 
 

@@ -11,10 +11,14 @@ import keras
 
 from keras_archs.blocks import batch_norm, conv_bn_act, depthwise_conv, pool
 from keras_archs.builder import build_classifier
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import ChannelShuffle, ChannelSplit
 from keras_archs.registry import public_builder
 
 PAPER = "Ma et al. 2018, ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design"
+
+preprocess_input = family_preprocess_input("ShuffleNetV2")
 
 # Table 5: units per stage (the first strides 2) and output channels of
 # conv1, stage2, stage3, stage4 and conv5 for each width.

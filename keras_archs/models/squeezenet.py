@@ -15,9 +15,13 @@ import keras
 
 from keras_archs.blocks import conv, pool
 from keras_archs.builder import build_classifier, conv_top
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.registry import public_builder
 
 PAPER = "Iandola et al. 2016, SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size"
+
+preprocess_input = family_preprocess_input("SqueezeNet")
 
 # conv1 (filters, kernel), then the trunk: "pool" is 3x3/2 max pooling in Caffe's
 # ceil mode, a tuple is a fire module (squeeze 1x1, expand 1x1, expand 3x3 filters);

@@ -9,10 +9,14 @@ import keras
 
 from keras_archs.blocks import batch_norm, conv, make_flatten_top, pool
 from keras_archs.builder import build_classifier
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import LocalResponseNormalization
 from keras_archs.registry import public_builder
 
 PAPER = "Simonyan & Zisserman 2014, Very Deep Convolutional Networks for Large-Scale Image Recognition"
+
+preprocess_input = family_preprocess_input("VGG")
 
 # Table 1, one tuple per block (each block ends in 2x2/2 max-pooling). An int is a
 # 3x3 convolution with that many filters; ("1x1", n) is configuration C's 1x1
@@ -43,6 +47,7 @@ def vgg(*, config: str, batch_norm_layers: bool = False, **common) -> keras.Mode
             index = 0
             for item in block:
                 if item == "LRN":
+                    # Section 2.1: Krizhevsky et al.'s LRN parameters (the layer's defaults).
                     x = LocalResponseNormalization(name=f"block{b}_lrn")(x)
                     continue
                 index += 1
@@ -53,10 +58,10 @@ def vgg(*, config: str, batch_norm_layers: bool = False, **common) -> keras.Mode
                     x = batch_norm(x, name=f"{name}_bn")
                 x = keras.layers.ReLU(name=f"{name}_relu")(x)
             x = pool(x, 2, 2, name=f"block{b}_pool")
-        # As torchvision: the dense layers see 7x7 maps at any input size (identity at 224).
-        return keras.layers.AdaptiveAveragePooling2D((7, 7), name="avgpool")(x)
+        return x
 
-    return build_classifier(features=features, top=make_flatten_top(), **common)
+    # As torchvision: the dense layers see 7x7 maps at any input size (identity at 224).
+    return build_classifier(features=features, top=make_flatten_top(pool_to=(7, 7)), **common)
 
 
 def _variant(public: str, registry: str, config: str, bn: bool, params: int, source: str):

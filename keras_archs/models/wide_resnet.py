@@ -13,10 +13,14 @@ import keras
 
 from keras_archs.blocks import batch_norm, conv
 from keras_archs.builder import build_classifier
+from keras_archs.imagenet import decode_predictions as decode_predictions
+from keras_archs.imagenet import family_preprocess_input
 from keras_archs.models.resnet import resnet
 from keras_archs.registry import public_builder
 
 PAPER = "Zagoruyko & Komodakis 2016, Wide Residual Networks"
+
+preprocess_input = family_preprocess_input("WideResNet")
 
 
 def _bn_relu(x, name: str):

@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 import keras
 import numpy as np
 
+from keras_archs.imagenet import IMAGENET_STD
+
 NameMap = Callable[[keras.Model], dict[str, str]]
 Check = Callable[[keras.Model], "str | None"]
 # {layer name: [(variable name, array), ...]} of a Keras file, as keras_reader returns it.
@@ -319,8 +321,6 @@ def _efficientnet_check(padding: str, preprocessing: bool, source: str, epsilons
 
     return check
 
-
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _keras_efficientnet_variance(layers: KerasLayers) -> KerasLayers:
