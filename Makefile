@@ -1,29 +1,34 @@
-# make demo   trains the default network on Fashion-MNIST (installs what it needs first)
-# make test   runs the whole test suite (installs what it needs first)
+# make demo   trains the default network on Fashion-MNIST (installs the runtime packages first)
+# make test   runs the whole test suite (installs the test dependencies too)
 # make lint   ruff
 # make models prints the model table
 PY := .venv/bin/python
 STAMP := .venv/.installed
+DEV_STAMP := .venv/.installed-dev
 
-.PHONY: setup demo test test-fast lint models bench clean
+.PHONY: setup demo test test-fast lint models bench bench-quick clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml scripts/setup.sh
+$(STAMP): requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	bash scripts/setup.sh --dev
+	touch $(DEV_STAMP)
+
+setup: $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m trainers.run
 
 # Two workers (the machines have 2 cores); the biggest models share one worker.
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 
 models: $(STAMP)
@@ -31,6 +36,9 @@ models: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.run_all
+
+bench-quick: $(STAMP)
+	$(PY) -m benchmarks.run_all --quick
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache runs

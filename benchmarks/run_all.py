@@ -1,7 +1,7 @@
 """Run every benchmark module in this package (each has a ``main(argv) -> int``), in order.
 
     python -m benchmarks.run_all            # all, default settings
-    python -m benchmarks.run_all --quick    # fewer timed runs
+    python -m benchmarks.run_all --quick    # each module's QUICK_ARGS: seconds, for CI
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in benchmark_modules():
         print(f"== benchmarks.{name}", flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
-        status |= module.main(["--runs", "20", "--warmup", "3"] if quick else [])
+        status |= module.main(list(getattr(module, "QUICK_ARGS", [])) if quick else [])
     return status
 
 

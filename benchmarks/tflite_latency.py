@@ -25,6 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 DEFAULT_MODELS = ("lenet5:32", "squeezenet1_1:64", "mnasnet0_5:64", "shufflenet_v2_x0_5:64")
+# `python -m benchmarks.run_all --quick`: fewer timed runs.
+QUICK_ARGS = ("--runs", "20", "--warmup", "3")
 
 
 def _time(fn, runs: int, warmup: int) -> float:

@@ -95,6 +95,7 @@ def build_classifier(
     min_size: int = 32,
     channels: int = 3,
     arch: str | None = None,
+    skip_head: bool = False,
 ) -> keras.Model:
     """Assemble a classifier from a family's ``features`` and ``top`` functions.
 
@@ -108,6 +109,9 @@ def build_classifier(
             classifier_activation: as in ``keras.applications``.
         default_size, min_size, channels: the family's input contract.
         arch: registry name, used to find official weights for ``"imagenet"``.
+        skip_head: load every layer of ``weights`` but the classifier, which keeps its
+            fresh initialisation (fine-tuning to another number of classes). Without it a
+            file whose classifier has another number of classes is an error.
 
     Returns:
         A functional ``keras.Model``. With auxiliary outputs its outputs are a dict
@@ -119,6 +123,8 @@ def build_classifier(
         raise ValueError(f"{name}: pooling must be one of {_POOLING}, got {pooling!r}.")
     if include_top and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"{name}: classes must be a positive integer, got {classes!r}.")
+    if skip_head and weights is None:
+        raise ValueError(f"{name}: skip_head=True loads weights without the classifier; pass weights= as well.")
 
     if input_tensor is None:
         shape = resolve_input_shape(
@@ -161,5 +167,5 @@ def build_classifier(
 
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
-        weights_lib.load_weights(model, weights, arch=arch or name)
+        weights_lib.load_weights(model, weights, arch=arch or name, skip_head=skip_head)
     return model

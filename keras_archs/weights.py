@@ -50,7 +50,9 @@ class WeightsError(ValueError):
     """A weights file that cannot be loaded into the model, with the reason."""
 
 
-def load_weights(model: keras.Model, weights: str | os.PathLike, *, arch: str) -> None:
+def load_weights(
+    model: keras.Model, weights: str | os.PathLike, *, arch: str, skip_head: bool = False
+) -> list[str]:
     """Load ``weights`` into ``model`` in place, or raise :class:`WeightsError`.
 
     Args:
@@ -59,9 +61,22 @@ def load_weights(model: keras.Model, weights: str | os.PathLike, *, arch: str) -
             ``"imagenet:keras"``) or the path of a ``.pth``/``.pt``, ``.h5``,
             ``.weights.h5`` or ``.keras`` file.
         arch: the registry name of the variant, which selects the name tables.
+        skip_head: load every layer but the classifier layers (:func:`classifier_layers`),
+            which keep their fresh initialisation: fine-tuning to another set of classes.
+            Without it, a file whose classifier has another number of classes is an error
+            that says how to ask for this.
+
+    Returns:
+        The names of the model's layers that were not loaded (the classifier layers with
+        ``skip_head``, else none).
 
     Nothing half-loaded is left: on any failure the model's previous values are
     restored before the error is raised.
+
+    Example:
+        >>> model = keras_archs.ResNet18(classes=10)
+        >>> keras_archs.weights.load_weights(model, "resnet18-f37072fd.pth", arch="resnet18", skip_head=True)
+        ['predictions']
     """
     if isinstance(weights, str) and weights.split(":", 1)[0] == "imagenet":
         path = _official_file(model, weights, arch)
@@ -74,9 +89,16 @@ def load_weights(model: keras.Model, weights: str | os.PathLike, *, arch: str) -
             )
     snapshot = [np.array(v) for v in model.weights]
     plan = ()
+    skipped = classifier_layers(model) if skip_head else []
     try:
-        plan = plan_assignments(model, path, arch=arch)
+        plan = plan_assignments(model, path, arch=arch, skip=tuple(skipped))
         if plan is None:  # a Keras 3 .weights.h5: keras matches it structurally
+            if skipped:
+                raise WeightsError(
+                    f"{path!r} is a Keras 3 .weights.h5, whose weights are matched by position: the classifier "
+                    f"cannot be left out. Load it into a model with the file's classes and save that model as "
+                    f".keras, or pass the .keras archive of the run (best.keras) instead."
+                )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model.load_weights(path)
@@ -98,6 +120,36 @@ def load_weights(model: keras.Model, weights: str | os.PathLike, *, arch: str) -
                 "(named layers) or a .keras archive of it."
             )
         raise WeightsError(f"Could not load {path!r} into {arch!r}: {err}{hint}") from err
+    return skipped
+
+
+def classifier_layers(model: keras.Model) -> list[str]:
+    """The layers that map features to class scores: for each output of the model, the
+    last layer with weights on its path (``predictions``, a NiN/SqueezeNet classifier
+    convolution, an auxiliary head's last dense layer). A model without a top has none."""
+    if not _has_top(model):
+        return []
+    names = []
+    for tensor in keras.tree.flatten(model.outputs):
+        layer = tensor._keras_history.operation
+        while not layer.weights:
+            inbound = layer.input
+            if isinstance(inbound, list | tuple) or not hasattr(inbound, "_keras_history"):
+                break
+            layer = inbound._keras_history.operation
+        if layer.weights and layer.name not in names:
+            names.append(layer.name)
+    return names
+
+
+def _head_mismatch_error(path: str, model: keras.Model, mismatched_heads: list[str]) -> WeightsError:
+    classes = model.outputs[0].shape[-1]
+    return WeightsError(
+        f"{path!r} was trained for another number of classes: its classifier does not fit "
+        f"{model.name!r} ({'; '.join(mismatched_heads[:_MAX_LISTED])}). To fine-tune, load everything but the "
+        f"classifier on purpose: build with skip_head=True (e.g. get_model(..., weights=FILE, classes={classes}, "
+        f"skip_head=True)), or build with include_top=False for features only."
+    )
 
 
 def _finalize_state(model: keras.Model) -> None:
@@ -133,9 +185,13 @@ def detect_format(path: str) -> str:
     )
 
 
-def plan_assignments(model: keras.Model, path: str, *, arch: str) -> list[tuple[keras.Variable, np.ndarray]] | None:
+def plan_assignments(
+    model: keras.Model, path: str, *, arch: str, skip: tuple[str, ...] = ()
+) -> list[tuple[keras.Variable, np.ndarray]] | None:
     """Every (variable, value) pair ``path`` gives ``model``, fully checked; ``None`` for a
-    Keras 3 ``.weights.h5`` (loaded structurally by Keras). Raises :class:`WeightsError`."""
+    Keras 3 ``.weights.h5`` (loaded structurally by Keras). The layers named in ``skip``
+    get nothing, and the file's tensors for them are not reported as extra. Raises
+    :class:`WeightsError`."""
     fmt = detect_format(path)
     family = _family(arch)
     if fmt == "torch":
@@ -143,10 +199,10 @@ def plan_assignments(model: keras.Model, path: str, *, arch: str) -> list[tuple[
             tensors = torch_reader.read_state_dict(path)
         except (ValueError, KeyError, EOFError) as err:
             raise WeightsError(f"Could not read {path!r} as a PyTorch state dict: {err}") from err
-        return _plan_torch(model, tensors, family=family, arch=arch, path=path)
+        return _plan_torch(model, tensors, family=family, arch=arch, path=path, skip=skip)
     if fmt == "keras_h5":
         return _plan_keras(
-            model, keras_reader.read_legacy_h5(path), family=family, arch=arch, path=path, source=path
+            model, keras_reader.read_legacy_h5(path), family=family, arch=arch, path=path, source=path, skip=skip
         )
     if fmt == "keras_archive":
         source = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -163,6 +219,7 @@ def plan_assignments(model: keras.Model, path: str, *, arch: str) -> list[tuple[
             path=path,
             source=source.name,
             epsilons=epsilons,
+            skip=skip,
         )
     return None
 
@@ -236,7 +293,7 @@ def _flatten_input(layer) -> tuple[int, int, int] | None:
     return None
 
 
-def _plan_torch(model, tensors: dict[str, np.ndarray], *, family, arch, path):
+def _plan_torch(model, tensors: dict[str, np.ndarray], *, family, arch, path, skip=()):
     ref = families.reference(family, "torchvision")
     if ref is None:
         raise WeightsError(
@@ -250,10 +307,15 @@ def _plan_torch(model, tensors: dict[str, np.ndarray], *, family, arch, path):
         tensors = {ref.rename_keys(k): v for k, v in tensors.items()}
     names = ref.names(model)
     plan, used, missing, mismatched = [], set(), [], []
+    heads = classifier_layers(model)
+    mismatched_heads = []
     for layer in _weighted_layers(model):
         prefix = names.get(layer.name)
         if prefix is None:
             missing.append(f"{layer.name} (no torchvision name)")
+            continue
+        if layer.name in skip:
+            used.update(k for k in tensors if _is_head(k, (prefix,)))
             continue
         flatten_chw = _flatten_input(layer) if ref.flatten == "chw" else None
         for variable in layer.weights:
@@ -268,7 +330,7 @@ def _plan_torch(model, tensors: dict[str, np.ndarray], *, family, arch, path):
             except ValueError:
                 value = source
             if tuple(value.shape) != tuple(variable.shape):
-                mismatched.append(
+                (mismatched_heads if layer.name in heads else mismatched).append(
                     f"layer {layer.name!r} ({variable.name}): the model's shape is {tuple(variable.shape)}, "
                     f"{key!r} in the file has torch shape {tuple(source.shape)} (Keras layout "
                     f"{tuple(value.shape)})"
@@ -286,7 +348,9 @@ def _plan_torch(model, tensors: dict[str, np.ndarray], *, family, arch, path):
         and (has_top or not _is_head(k, ref.head))
         and not _is_head(k, absent_aux)
     ]
-    _raise_problems(path, model, missing=missing, extra=extra, mismatched=mismatched)
+    if mismatched_heads and not (mismatched or missing or extra):
+        raise _head_mismatch_error(path, model, mismatched_heads)
+    _raise_problems(path, model, missing=missing, extra=extra, mismatched=mismatched + mismatched_heads)
     return plan
 
 
@@ -330,14 +394,19 @@ def _file_names(model, layers: keras_reader.LayerWeights, ref: families.Referenc
     return dict(zip(ours, theirs))
 
 
-def _plan_keras(model, layers: keras_reader.LayerWeights, *, family, arch, path, source, epsilons=None):
+def _plan_keras(model, layers: keras_reader.LayerWeights, *, family, arch, path, source, epsilons=None, skip=()):
     ref = families.reference(family, "keras") or families.Reference()
     if ref.fix_keras:
         layers = ref.fix_keras(layers)
     names = _file_names(model, layers, ref, path=path, arch=arch)
     plan, used, missing, mismatched = [], set(), [], []
+    heads = classifier_layers(model)
+    mismatched_heads = []
     for layer in _weighted_layers(model):
         name = names.get(layer.name, layer.name)
+        if layer.name in skip:
+            used.add(name)
+            continue
         if name not in layers:
             missing.append(layer.name)
             continue
@@ -359,7 +428,7 @@ def _plan_keras(model, layers: keras_reader.LayerWeights, *, family, arch, path,
         for i, variable in enumerate(layer.weights):
             value = by_name[variable.name] if use_names else stored[i][1]
             if tuple(value.shape) != tuple(variable.shape):
-                mismatched.append(
+                (mismatched_heads if layer.name in heads else mismatched).append(
                     f"layer {layer.name!r} ({variable.name}): the model's shape is {tuple(variable.shape)}, "
                     f"the file's is {tuple(value.shape)}"
                 )
@@ -377,7 +446,9 @@ def _plan_keras(model, layers: keras_reader.LayerWeights, *, family, arch, path,
             f"{path!r} has weights for layer(s) {extra[:_MAX_LISTED]} that {model.name!r} does not have; "
             f"is it a file for a different architecture ({source!r})?"
         )
-    _raise_problems(path, model, missing=[], extra=[], mismatched=mismatched)
+    if mismatched_heads and not mismatched:
+        raise _head_mismatch_error(path, model, mismatched_heads)
+    _raise_problems(path, model, missing=[], extra=[], mismatched=mismatched + mismatched_heads)
     return plan
 
 

@@ -160,3 +160,68 @@ def test_folder_without_splits_and_grey_images(tmp_path):
         data.load_dataset(f"folder:{root}", "test")
     with pytest.raises(data.DatasetUnavailableError, match="does not exist"):
         data.load_dataset(f"folder:{tmp_path / 'nowhere'}", "train")
+
+
+# ----------------------------------------------------------------------------- validation split and subsets
+
+
+def _labels(counts):
+    return np.concatenate([np.full(n, c, np.int32) for c, n in enumerate(counts)])[np.random.default_rng(5).permutation(sum(counts))]
+
+
+def test_validation_split_is_disjoint_stratified_and_seeded():
+    labels = _labels([100, 200, 50, 30])
+    a = data.select_examples(labels, validation_fraction=0.1, seed=3)
+    assert not set(a.train) & set(a.validation)
+    assert len(a.train) + len(a.validation) == len(labels)
+    assert [int((labels[a.validation] == c).sum()) for c in range(4)] == [10, 20, 5, 3]  # 10 % of each class
+    again = data.select_examples(labels, validation_fraction=0.1, seed=3)
+    np.testing.assert_array_equal(a.validation, again.validation)
+    other = data.select_examples(labels, validation_fraction=0.1, seed=4)
+    assert set(other.validation) != set(a.validation)
+    none = data.select_examples(labels, validation_fraction=0.0, seed=3)
+    assert len(none.validation) == 0 and len(none.train) == len(labels)
+
+
+def test_class_subset_and_examples_per_class():
+    labels = _labels([40, 40, 40, 40])
+    s = data.select_examples(labels, validation_fraction=0.25, seed=0, classes=(3, 1), per_class=20)
+    assert s.classes == (3, 1)
+    assert set(labels[s.train]) | set(labels[s.validation]) == {1, 3}
+    assert [int((labels[s.validation] == c).sum()) for c in (3, 1)] == [5, 5]
+    assert len(s.train) == 30
+    images = np.arange(len(labels), dtype=np.uint8).reshape(-1, 1, 1, 1)
+    ds = tf.data.Dataset.from_tensor_slices((images, labels))
+    picked = [(int(x[0, 0, 0]), int(y)) for x, y in data.take_examples(ds, s.train, s.classes)]
+    assert [i for i, _ in picked] == sorted(s.train.tolist())
+    assert all(y == {3: 0, 1: 1}[int(labels[i])] for i, y in picked)
+
+
+@pytest.mark.parametrize(
+    ("counts", "kwargs", "message"),
+    [
+        ([10, 10], {"validation_fraction": 1.0}, r"\[0, 1\)"),
+        ([10, 10], {"validation_fraction": -0.1}, r"\[0, 1\)"),
+        ([10, 10], {"validation_fraction": 0.1, "classes": (7,)}, "not in the training split"),
+        ([10, 10, 3], {"validation_fraction": 0.1, "per_class": 5}, "class 2 has 3 training examples, fewer than the 5"),
+        ([10, 10, 1], {"validation_fraction": 0.1}, "class 2 has 1 training example"),
+    ],
+    ids=["fraction-1", "negative", "unknown-class", "per-class", "too-few-to-split"],
+)
+def test_selection_errors_name_the_problem(counts, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        data.select_examples(_labels(counts), seed=0, **kwargs)
+
+
+def test_split_labels_match_the_dataset_order(tmp_path):
+    ds, _ = data.load_dataset("synthetic:40", "train")
+    np.testing.assert_array_equal(data.split_labels("synthetic:40", "train"), [int(y) for _, y in ds])
+    _make_folder(tmp_path, "train")
+    ds, _ = data.load_dataset(f"folder:{tmp_path}", "train")
+    np.testing.assert_array_equal(data.split_labels(f"folder:{tmp_path}", "train"), [int(y) for _, y in ds])
+    assert not data.has_validation_split(f"folder:{tmp_path}")
+    _make_folder(tmp_path, "test")
+    _make_folder(tmp_path, "val")
+    assert data.has_validation_split(f"folder:{tmp_path}")
+    val, info = data.load_dataset(f"folder:{tmp_path}", "validation")
+    assert info.split == "val" and len(list(val)) == 6

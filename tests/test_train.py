@@ -288,7 +288,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     for name in ("best.keras", "last.keras", "state.json", "history.csv", "history.json", "curves.png"):
         assert (out / name).stat().st_size > 0, name
     assert glob.glob(str(out / "logs" / "train" / "events.out.tfevents.*"))
-    assert glob.glob(str(out / "logs" / "eval" / "events.out.tfevents.*"))
+    assert glob.glob(str(out / "logs" / "validation" / "events.out.tfevents.*"))
     assert not glob.glob(str(out / ".*tmp*")), "temporary files left behind"
     assert json.loads((out / "state.json").read_text())["epochs_done"] == 3
     assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,")
@@ -300,8 +300,8 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
 # ----------------------------------------------------------------------------- the command line
 
 
-def run_cli(*args, timeout=300):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+def run_cli(*args, timeout=300, extra_env=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", **(extra_env or {})}
     return subprocess.run(
         [sys.executable, "-m", "trainers.run", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -311,10 +311,13 @@ def test_cli_trains_and_reports(tmp_path):
     out = tmp_path / "run"
     r = run_cli("--dataset", "synthetic:64", "--epochs", "1", "--batch_size", "16", "--model_dir", str(out))
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "epoch 1/1" in r.stdout and "test accuracy" in r.stdout
+    assert "epoch 1/1" in r.stdout and "test accuracy" in r.stdout and "chosen on validation" in r.stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["arch"] == "lenet5" and metrics["examples"] == 16 and 0 <= metrics["test_accuracy"] <= 1
-    assert json.loads((out / "plan.json").read_text())["recipe"] == "lenet5"
+    assert metrics["arch"] == "resnet20" and metrics["examples"] == 16 and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["chosen_on"] == "validation" and metrics["chosen_epoch"] == 1
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["recipe"] == "budgeted" and plan["image_size"] == 28
+    assert plan["splits"] == {"train": 54, "validation": 10, "test": 16}  # at least one per class
     # The directory now holds a run: without --resume it is refused, with it the run is complete.
     again = run_cli("--dataset", "synthetic:64", "--epochs", "1", "--batch_size", "16", "--model_dir", str(out))
     assert again.returncode == 2 and "--resume" in again.stderr
@@ -327,18 +330,75 @@ def test_cli_trains_and_reports(tmp_path):
     ("args", "message"),
     [
         (["--arch", "resnet5O"], "Did you mean"),
+        (["--validation_split", "1.5"], "--validation_split must be in [0, 1)"),
+        (["--validation_split", "-0.1"], "--validation_split must be in [0, 1)"),
+        (["--finetune", "full"], "--finetune needs --weights"),
+        (["--batch_size", "0"], "--batch_size must be a positive integer"),
+        (["--dataset", "synthetic:8"], "too few to hold out"),
+        (["--eval_crops", "5"], "--eval_crops must be 1 or 10"),
         (["--dataset", "no_such_dataset_xyz"], "no_such_dataset_xyz"),
         (["--dataset", "folder:/nonexistent/images"], "/nonexistent/images"),
         (["--arch", "resnet20", "--image_size", "2", "--dataset", "synthetic:16"], "image_size"),
     ],
-    ids=["unknown-arch", "unknown-dataset", "missing-folder", "too-small"],
-)
+    ids=["unknown-arch", "split-above-1", "split-negative", "finetune-no-weights", "batch-0", "too-few-per-class",
+         "eval-crops", "unknown-dataset", "missing-folder", "too-small"],
+)  # fmt: skip
 def test_cli_errors_are_clear(args, message, tmp_path):
     r = run_cli(*args, "--model_dir", str(tmp_path / "x"), timeout=180)
     assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
     err = r.stderr.strip().splitlines()
     assert err and err[-1].startswith("error:") and message in err[-1], r.stderr[-3000:]
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "x").exists(), "a failed command left files behind"
+
+
+def test_cli_weights_of_another_architecture_name_the_layer(tmp_path):
+    lenet = keras_archs.get_model("lenet5", classes=10)
+    lenet.save(tmp_path / "lenet.keras")
+    r = run_cli("--dataset", "synthetic:64", "--arch", "resnet20", "--weights", str(tmp_path / "lenet.keras"),
+                "--model_dir", str(tmp_path / "x"), timeout=180)  # fmt: skip
+    assert r.returncode == 2, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "conv1_conv" in last and "different architecture" in last, last
+    assert not (tmp_path / "x").exists()
+
+
+def _write_folder_dataset(root, permute_test: bool):
+    """Grey 8x8 images of 3 classes whose brightness depends on the class; the test images
+    are the same in both copies, only their class folders (labels) are permuted in one."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", 20), ("test", 6)):
+        for cls in range(3):
+            for i in range(per_class):
+                pixels = np.clip(cls * 80 + rng.normal(0, 40, (8, 8)), 0, 255).astype(np.uint8)
+                label = (cls + 1) % 3 if permute_test and split == "test" else cls
+                folder = root / split / f"class{label}"
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(pixels).save(folder / f"{cls}_{i}.png")
+
+
+def test_model_selection_never_reads_the_test_split(tmp_path):
+    """Two runs that differ only in the test labels choose the same epoch with the same
+    validation figures; only the final test figure differs."""
+    results = []
+    for permuted in (False, True):
+        root = tmp_path / f"data{int(permuted)}"
+        _write_folder_dataset(root, permute_test=permuted)
+        out = tmp_path / f"run{int(permuted)}"
+        r = run_cli("--dataset", f"folder:{root}", "--arch", "resnet20", "--image_size", "8", "--epochs", "3",
+                    "--batch_size", "8", "--validation_split", "0.25", "--precision", "float32",
+                    "--model_dir", str(out), extra_env={"TF_DETERMINISTIC_OPS": "1"})  # fmt: skip
+        assert r.returncode == 0, r.stderr[-3000:]
+        history = json.loads((out / "history.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
+        results.append((history, metrics))
+    (h0, m0), (h1, m1) = results
+    assert [h["val_accuracy"] for h in h0] == [h["val_accuracy"] for h in h1]
+    np.testing.assert_allclose([h["loss"] for h in h0], [h["loss"] for h in h1], rtol=1e-6)
+    assert m0["chosen_epoch"] == m1["chosen_epoch"] and m0["best"] == m1["best"]
+    assert m0["test_accuracy"] != m1["test_accuracy"]
 
 
 def test_cli_unknown_flag():

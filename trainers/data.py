@@ -12,6 +12,15 @@ label int32)`` in a deterministic order (shuffling is the trainer's job) and a
 - ``"folder:/path"``: one subfolder per class (class names sorted); ``/path/train`` and
   ``/path/test`` (or ``val``/``validation``) when present, else ``/path`` itself is the
   training split. Unreadable images are skipped and counted in a logged warning.
+- ``"synthetic[:N]"``: N (default 512) random 28x28 grey images in 10 classes whose mean
+  brightness depends on the class (learnable, not real data: for tests and smoke runs);
+  N // 4 in the test split.
+
+Model selection reads a validation split, never the test split: :func:`select_examples`
+holds out a seeded, stratified fraction of the training split (and optionally keeps a
+subset of classes or a number of examples per class), :func:`take_examples` applies it.
+Datasets that ship their own validation split as well as a test split say so through
+:func:`has_validation_split`.
 """
 
 from __future__ import annotations
@@ -41,7 +50,9 @@ _IDX_FILES = {
 }
 # Extensions tf.io.decode_image reads.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-_SPLIT_ALIASES = {"train": ("train",), "test": ("test", "validation"), "validation": ("validation", "test")}
+# "test" falls back to "validation" for datasets that publish no test labels (imagenet2012);
+# "validation" is only ever the dataset's own validation split.
+_SPLIT_ALIASES = {"train": ("train",), "test": ("test", "validation"), "validation": ("validation",)}
 
 
 class DatasetUnavailableError(FileNotFoundError):
@@ -54,6 +65,8 @@ class DatasetInfo:
 
     ``image_shape`` is ``(H, W, C)``; ``H`` and ``W`` are ``None`` when images vary in size.
     ``skipped`` counts unreadable files left out of this split (folder datasets).
+    ``num_train`` counts the training split as loaded; after :func:`select_examples` the
+    trainer replaces it (and ``num_validation``) with what it trains and selects on.
     """
 
     name: str
@@ -65,6 +78,7 @@ class DatasetInfo:
     split: str = "train"
     source: str = ""
     skipped: int = 0
+    num_validation: int = 0
 
 
 def _canonical_split(split: str) -> str:
@@ -95,7 +109,185 @@ def load_dataset(
         return _load_folder(Path(spec[len("folder:") :]).expanduser(), split)
     if spec.lower().replace("-", "_") == "fashion_mnist":
         return _load_fashion_mnist(split, data_dir)
+    if spec.lower().startswith("synthetic"):
+        return _load_synthetic(spec, split)
     return _load_tfds(spec, split, data_dir)
+
+
+def has_validation_split(spec: str, data_dir: str | None = None) -> bool:
+    """Whether the dataset has its own validation split *and* a separate test split
+    (a TFDS dataset with both, or a folder with ``val``/``validation`` beside ``test``)."""
+    spec = spec.strip()
+    if spec.lower().startswith("folder:"):
+        root = Path(spec[len("folder:") :]).expanduser()
+        return (root / "test").is_dir() and any((root / n).is_dir() for n in ("val", "validation"))
+    if spec.lower().replace("-", "_") == "fashion_mnist" or spec.lower().startswith("synthetic"):
+        return False
+    try:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder(spec, data_dir=data_dir)
+    except Exception:  # unknown or unprepared: load_dataset reports it
+        return False
+    splits = dict(builder.info.splits) if _tfds_prepared(builder) else {}
+    return "validation" in splits and "test" in splits
+
+
+def split_labels(spec: str, split: str = "train", data_dir: str | None = None) -> np.ndarray:
+    """The labels of one split in the order :func:`load_dataset` yields its examples,
+    without decoding images where the source allows it (IDX files, folder listings, TFDS
+    with its image decoder skipped)."""
+    split = _canonical_split(split)
+    spec = spec.strip()
+    if spec.lower().startswith("folder:"):
+        root = Path(spec[len("folder:") :]).expanduser()
+        ds, info = _load_folder(root, split)
+        return np.asarray(_folder_scan(Path(info.source), info.class_names).labels, np.int32)
+    if spec.lower().startswith("synthetic"):
+        return _synthetic_arrays(spec, split)[1]
+    ds, _ = load_dataset(spec, split, data_dir=data_dir)
+    if spec.lower().replace("-", "_") == "fashion_mnist":
+        return np.concatenate([y.numpy() for _, y in ds.batch(8192)]).astype(np.int32)
+    return _tfds_labels(spec, split, data_dir)
+
+
+def _tfds_labels(name: str, split: str, data_dir: str | None) -> np.ndarray:
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    chosen = next(s for s in _SPLIT_ALIASES[split] if s in builder.info.splits)
+    ds = builder.as_dataset(split=chosen, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+    return np.concatenate([b["label"].numpy() for b in ds.batch(8192)]).astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- validation and subsets
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """Which training examples a run uses.
+
+    Attributes:
+        train, validation: indices into the training split (disjoint, sorted).
+        classes: the original class ids kept, in the order of the new labels 0..k-1
+            (``None``: every class, labels unchanged).
+    """
+
+    train: np.ndarray
+    validation: np.ndarray
+    classes: tuple[int, ...] | None = None
+
+
+def select_examples(
+    labels: np.ndarray,
+    *,
+    validation_fraction: float,
+    seed: int,
+    classes: tuple[int, ...] | None = None,
+    per_class: int | None = None,
+) -> Selection:
+    """A seeded, stratified choice of training and validation examples.
+
+    ``classes`` keeps only those class ids (relabelled 0..k-1 in the given order);
+    ``per_class`` keeps that many labelled examples of each class (drawn with ``seed``)
+    before the split; ``validation_fraction`` of each class's examples (rounded, at least
+    one when the fraction is positive) is held out for validation. The result depends
+    only on the labels and the arguments.
+
+    Raises:
+        ValueError: a fraction outside [0, 1), an unknown class id, or a class with
+            too few examples for the split (it names the class and the count).
+    """
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"the validation fraction must be in [0, 1), got {validation_fraction:g}.")
+    labels = np.asarray(labels)
+    present = sorted(int(c) for c in np.unique(labels))
+    kept = tuple(int(c) for c in classes) if classes is not None else tuple(present)
+    unknown = sorted(set(kept) - set(present))
+    if unknown:
+        raise ValueError(f"class id(s) {unknown} are not in the training split (it has classes {present}).")
+    if len(set(kept)) != len(kept):
+        raise ValueError(f"class ids must not repeat, got {list(kept)}.")
+    if per_class is not None and per_class < 1:
+        raise ValueError(f"examples per class must be positive, got {per_class}.")
+    rng = np.random.default_rng(seed)
+    train, validation = [], []
+    for c in kept:
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        if per_class is not None:
+            if len(idx) < per_class:
+                raise ValueError(f"class {c} has {len(idx)} training examples, fewer than the {per_class} asked for.")
+            idx = idx[:per_class]
+        n_val = max(1, round(validation_fraction * len(idx))) if validation_fraction > 0 else 0
+        if len(idx) - n_val < 1:
+            raise ValueError(
+                f"class {c} has {len(idx)} training example(s): too few to hold out {n_val} for validation and "
+                f"train on the rest. Lower --validation_split, or use a dataset with more examples per class."
+            )
+        validation.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return Selection(
+        train=np.sort(np.concatenate(train)),
+        validation=np.sort(np.concatenate(validation)) if validation else np.zeros(0, np.int64),
+        classes=kept if classes is not None else None,
+    )
+
+
+def _relabel_table(classes: tuple[int, ...]) -> tf.Tensor:
+    table = np.full(max(classes) + 1, -1, np.int32)
+    table[list(classes)] = np.arange(len(classes), dtype=np.int32)
+    return tf.constant(table)
+
+
+def take_examples(ds: tf.data.Dataset, indices: np.ndarray, classes: tuple[int, ...] | None = None) -> tf.data.Dataset:
+    """The examples of ``ds`` at ``indices`` (in dataset order), relabelled by ``classes``."""
+    size = int(indices.max()) + 1 if len(indices) else 1
+    mask = np.zeros(size, bool)
+    mask[indices] = True
+    mask_t = tf.constant(mask)
+    picked = ds.enumerate().filter(lambda i, ex: i < size and tf.gather(mask_t, tf.minimum(i, size - 1)))
+    picked = picked.map(lambda i, ex: ex)
+    return relabel(picked, classes) if classes is not None else picked
+
+
+def relabel(ds: tf.data.Dataset, classes: tuple[int, ...]) -> tf.data.Dataset:
+    """Keep the examples of ``classes`` and give them labels 0..k-1 in that order."""
+    table = _relabel_table(classes)
+    top = int(table.shape[0])
+
+    def keep(image, label):
+        label = tf.cast(label, tf.int32)
+        return tf.logical_and(label < top, tf.gather(table, tf.minimum(label, top - 1)) >= 0)
+
+    return ds.filter(keep).map(lambda image, label: (image, tf.gather(table, tf.cast(label, tf.int32))))
+
+
+# ----------------------------------------------------------------------------- synthetic (tests)
+
+
+def _synthetic_arrays(spec: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        n = int(spec.split(":", 1)[1]) if ":" in spec else 512
+    except ValueError:
+        raise ValueError(f"synthetic dataset spec must be 'synthetic' or 'synthetic:N', got {spec!r}.") from None
+    n = n if split == "train" else max(n // 4, 1)
+    rng = np.random.default_rng(0 if split == "train" else 1)
+    labels = rng.integers(0, 10, n).astype("int32")
+    base = (labels[:, None, None, None] * 25).astype("float32")
+    images = np.clip(base + rng.normal(0, 30, (n, 28, 28, 1)), 0, 255).astype("uint8")
+    return images, labels
+
+
+def _load_synthetic(spec: str, split: str) -> tuple[tf.data.Dataset, DatasetInfo]:
+    images, labels = _synthetic_arrays(spec, split)
+    n_train = len(_synthetic_arrays(spec, "train")[1])
+    info = DatasetInfo(
+        name="synthetic", num_classes=10, class_names=tuple(str(i) for i in range(10)),
+        num_train=n_train, num_test=max(n_train // 4, 1), image_shape=(28, 28, 1),
+        split="train" if split == "train" else "test", source="random images (not real data)",
+    )  # fmt: skip
+    return tf.data.Dataset.from_tensor_slices((images, labels)), info
 
 
 # ----------------------------------------------------------------------------- IDX (Fashion-MNIST)
@@ -255,7 +447,7 @@ class _Scan:
 
 
 def _split_dir(root: Path, split: str) -> Path | None:
-    names = ("train",) if split == "train" else ("test", "val", "validation")
+    names = {"train": ("train",), "validation": ("val", "validation")}.get(split, ("test", "val", "validation"))
     for name in names:
         if (root / name).is_dir():
             return root / name
@@ -295,6 +487,11 @@ def _scan(directory: Path, class_names: tuple[str, ...]) -> _Scan:
     return _Scan(tuple(files), tuple(labels), tuple(bad), frozenset(sizes), grey)
 
 
+@functools.lru_cache(maxsize=8)
+def _folder_scan(directory: Path, class_names: tuple[str, ...]) -> _Scan:
+    return _scan(directory, class_names)
+
+
 def _count_images(directory: Path | None, class_names: tuple[str, ...]) -> int:
     if directory is None:
         return 0
@@ -314,10 +511,7 @@ def _load_folder(root: Path, split: str) -> tuple[tf.data.Dataset, DatasetInfo]:
     test_dir = _split_dir(root, "test")
     if train_dir is None and test_dir is None:
         train_dir = root  # the folder itself holds the classes: a training split only
-    if split == "train":
-        directory = train_dir
-    else:
-        directory = test_dir
+    directory = {"train": train_dir, "validation": _split_dir(root, "validation")}.get(split, test_dir)
     if directory is None:
         raise ValueError(
             f"folder dataset {str(root)!r} has no {split!r} split: put the class folders in "
@@ -330,7 +524,7 @@ def _load_folder(root: Path, split: str) -> tuple[tf.data.Dataset, DatasetInfo]:
     if extra:
         raise ValueError(f"{directory} has classes {sorted(extra)} that {train_dir} lacks.")
 
-    scan = _scan(directory, class_names)
+    scan = _folder_scan(directory, class_names)
     if scan.bad:
         shown = ", ".join(scan.bad[:5]) + (" ..." if len(scan.bad) > 5 else "")
         log.warning(

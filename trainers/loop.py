@@ -15,6 +15,7 @@ import dataclasses
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -89,16 +90,18 @@ def l2_penalty(variables: Sequence, weight_decay: float) -> tf.Tensor:
 
 @dataclasses.dataclass
 class Epoch:
-    """What happened in one epoch."""
+    """What happened in one epoch: training loss and accuracy (on the augmented batches, as
+    trained) and the validation split's loss, accuracy and top-5."""
 
     epoch: int
     lr: float
     loss: float
     accuracy: float
-    eval_loss: float | None = None
-    eval_accuracy: float | None = None
-    eval_top5: float | None = None
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    val_top5: float | None = None
     seconds: float = 0.0
+    images_per_second: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -115,6 +118,10 @@ class Trainer:
         jit_compile: XLA-compile the per-replica step (single replica only).
         callbacks: ``fn(trainer, epoch_record)`` called after each epoch's state is saved.
         log: progress printer (chief only).
+        early_stopping_patience: stop after this many epochs without a better validation
+            accuracy (0: never).
+        progress: show a progress line within each epoch (a bar on a terminal, a plain line
+            every tenth of the epoch otherwise).
     """
 
     def __init__(
@@ -128,6 +135,8 @@ class Trainer:
         callbacks: Sequence[Callable[[Trainer, Epoch], None]] = (),
         log: Callable[[str], None] = print,
         loss_scale: bool = False,
+        early_stopping_patience: int = 0,
+        progress: bool = True,
     ) -> None:
         self.plan = plan
         self.recipe = plan.recipe
@@ -137,6 +146,8 @@ class Trainer:
         self.model_dir = model_dir
         self.callbacks = list(callbacks)
         self._log = log
+        self.early_stopping_patience = int(early_stopping_patience)
+        self.progress = progress
         self.jit_compile = bool(jit_compile) and self.replicas == 1
         if jit_compile and self.replicas > 1:
             self.log("note: --jit_compile is applied only with one replica; ignored under distribution.")
@@ -160,6 +171,7 @@ class Trainer:
         self.epochs_done = 0
         self.best: dict[str, Any] = {}
         self.plateau = {"best": None, "wait": 0, "reductions": 0}
+        self._best_values: list[np.ndarray] | None = None
         self._train_step = None
         self._eval_step = None
         self._ckpt_manager = None
@@ -176,12 +188,16 @@ class Trainer:
     def _iterations(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
+    def _ema_averages(self) -> list:
+        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        averages = getattr(inner, "_model_variables_moving_average", None)
+        return list(averages) if self.recipe.ema_decay and averages else []
+
     @contextlib.contextmanager
     def ema_weights(self):
         """Within the block the model holds the EMA of its weights (if the recipe uses one)."""
-        inner = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        averages = getattr(inner, "_model_variables_moving_average", None)
-        if not self.recipe.ema_decay or not averages:
+        averages = self._ema_averages()
+        if not averages:
             yield
             return
         variables = self.model.trainable_variables
@@ -249,8 +265,15 @@ class Trainer:
         model = self.model
 
         def step_fn(images, labels):
-            logits = tf.cast(main_output(model(images, training=False)), tf.float32)
             labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+            if images.shape.rank == 5:  # [batch, crops, H, W, C]: average the crops' probabilities
+                crops = tf.shape(images)[1]
+                flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], 0))
+                logits = tf.cast(main_output(model(flat, training=False)), tf.float32)
+                probs = tf.reduce_mean(tf.reshape(tf.nn.softmax(logits), [-1, crops, logits.shape[-1]]), axis=1)
+                logits = tf.math.log(tf.maximum(probs, 1e-12))
+            else:
+                logits = tf.cast(main_output(model(images, training=False)), tf.float32)
             loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
             correct = tf.reduce_sum(tf.cast(tf.equal(tf.cast(tf.argmax(logits, -1), tf.int32), labels), tf.float32))
             k = min(5, int(logits.shape[-1]))
@@ -267,10 +290,13 @@ class Trainer:
 
     def train_on_batch(self, images, onehot) -> tuple[float, float]:
         """One optimisation step on an already distributed (or plain, one replica) batch."""
+        loss, correct = self._step(images, onehot)
+        return float(loss), float(correct)
+
+    def _step(self, images, onehot) -> tuple[tf.Tensor, tf.Tensor]:
         if self._train_step is None:
             self._train_step = self._make_train_step()
-        loss, correct = self._train_step(images, onehot)
-        return float(loss), float(correct)
+        return self._train_step(images, onehot)
 
     def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
         """Loss, top-1 and top-5 accuracy on a batched ``(image, int label)`` dataset."""
@@ -319,6 +345,7 @@ class Trainer:
         self.history = list(state["history"])
         self.best = dict(state.get("best", {}))
         self.plateau = dict(state.get("plateau", self.plateau))
+        self._best_values = None  # read from best.keras if needed (restore_best)
         return self.epochs_done
 
     def _save_state(self) -> None:
@@ -371,9 +398,10 @@ class Trainer:
         """Train for ``plan.epochs`` epochs.
 
         ``train_dataset(epoch)`` returns that epoch's batched ``(images, onehot)`` dataset of
-        global batches (at least ``plan.steps_per_epoch`` of them); ``eval_dataset`` is batched
-        ``(images, int labels)``. With ``resume`` and saved state in ``model_dir``, training
-        continues after the last completed epoch.
+        global batches (at least ``plan.steps_per_epoch`` of them); ``eval_dataset`` is the
+        batched ``(images, int labels)`` *validation* split: the only data model selection
+        (best epoch, plateau, early stopping) reads. With ``resume`` and saved state in
+        ``model_dir``, training continues after the last completed epoch.
         """
         if resume and self.has_state():
             done = self.restore()
@@ -381,12 +409,17 @@ class Trainer:
         writers = {}
         if self.model_dir and self.chief:
             logs = self._paths()["logs"]
-            writers = {k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "eval")}
+            writers = {k: tf.summary.create_file_writer(os.path.join(logs, k)) for k in ("train", "validation")}
         spe = self.plan.steps_per_epoch
+        if eval_dataset is None:
+            self.log("no validation split: plateau schedules follow the training accuracy; best = last epoch")
         for epoch in range(self.epochs_done + 1, self.plan.epochs + 1):
+            if self._should_stop():
+                break
             start = time.time()
             iterator = iter(self.strategy.experimental_distribute_dataset(train_dataset(epoch)))
-            loss_sum = correct = 0.0
+            bar = ProgressLine(epoch, self.plan.epochs, spe, self.plan.global_batch, self.log if self.progress else None)
+            loss_sum = correct = tf.constant(0.0)
             for step in range(spe):
                 try:
                     images, onehot = next(iterator)
@@ -394,24 +427,28 @@ class Trainer:
                     raise ValueError(
                         f"The training data ran out after {step} of {spe} steps in epoch {epoch}."
                     ) from None
-                loss, corr = self.train_on_batch(images, onehot)
-                if not math.isfinite(loss):
-                    raise TrainingDivergedError(
-                        f"Training diverged: the loss is {loss} at epoch {epoch}, step {step + 1} "
-                        f"(learning rate {self.current_lr():.4g}). Lower --lr, add --warmup_epochs, or check the data."
-                    )
+                loss, corr = self._step(images, onehot)
                 loss_sum += loss
                 correct += corr
+                # Reading values waits for the step: only when the progress line is due.
+                if bar.due(step + 1):
+                    self._check_finite(float(loss_sum), epoch, step + 1)
+                    bar.update(step + 1, float(loss_sum) / (step + 1))
+            loss_sum, correct = float(loss_sum), float(correct)
+            bar.close()
+            self._check_finite(loss_sum, epoch, spe)
+            train_seconds = time.time() - start
             record = Epoch(
                 epoch=epoch,
                 lr=self.current_lr(),
                 loss=loss_sum / spe,
                 accuracy=correct / (spe * self.plan.global_batch),
+                images_per_second=spe * self.plan.global_batch / max(train_seconds, 1e-9),
             )
             if eval_dataset is not None:
                 ev = self.evaluate(eval_dataset)
-                record.eval_loss, record.eval_accuracy, record.eval_top5 = ev["loss"], ev["accuracy"], ev["top5"]
-                self._plateau_update(ev["accuracy"])
+                record.val_loss, record.val_accuracy, record.val_top5 = ev["loss"], ev["accuracy"], ev["top5"]
+            self._plateau_update(record.val_accuracy if eval_dataset is not None else record.accuracy)
             record.seconds = time.time() - start
             self.epochs_done = epoch
             row = record.as_dict()
@@ -421,26 +458,66 @@ class Trainer:
             self.log(
                 f"epoch {epoch}/{self.plan.epochs}  loss {record.loss:.4f}  acc {record.accuracy:.4f}"
                 + (
-                    f"  eval_loss {record.eval_loss:.4f}  eval_acc {record.eval_accuracy:.4f}"
-                    if record.eval_loss is not None
+                    f"  val_loss {record.val_loss:.4f}  val_acc {record.val_accuracy:.4f}"
+                    if record.val_loss is not None
                     else ""
                 )
-                + f"  lr {record.lr:.3g}  {record.seconds:.1f}s"
+                + f"  lr {record.lr:.3g}  {record.images_per_second:.0f} img/s  {record.seconds:.1f}s"
             )
             for callback in self.callbacks:
                 callback(self, record)
         return self.history
 
+    def _check_finite(self, loss_sum: float, epoch: int, step: int) -> None:
+        if not math.isfinite(loss_sum):
+            raise TrainingDivergedError(
+                f"Training diverged: the loss is {loss_sum} by epoch {epoch}, step {step} "
+                f"(learning rate {self.current_lr():.4g}). Lower --lr, add --warmup_epochs, or check the data."
+            )
+
+    def _should_stop(self) -> bool:
+        """Early stopping: ``early_stopping_patience`` epochs since the best validation accuracy."""
+        patience = self.early_stopping_patience
+        if not patience or not self.best or self.epochs_done - self.best["epoch"] < patience:
+            return False
+        self.log(
+            f"early stopping: no better validation accuracy for {patience} epoch(s) since epoch {self.best['epoch']}"
+        )
+        return True
+
+    def _snapshot(self) -> list[np.ndarray]:
+        return [v.numpy() for v in [*self.model.weights, *self._ema_averages()]]
+
+    def restore_best(self) -> int:
+        """Put the chosen weights in the model (the epoch of the best validation accuracy,
+        else the last one) and return that epoch. With an EMA recipe, evaluation then uses
+        the EMA weights of that epoch."""
+        epoch = int(self.best.get("epoch", self.epochs_done))
+        if epoch == self.epochs_done:
+            return epoch
+        values = self._best_values
+        targets = [*self.model.weights, *self._ema_averages()]
+        if values is None:  # resumed: the best epoch's weights are in best.keras (EMA applied)
+            best = keras.saving.load_model(self._paths()["best"], compile=False, safe_mode=True)
+            weights = [np.asarray(v) for v in best.weights]
+            ema = [np.asarray(v) for v, m in zip(best.weights, self.model.weights) if m.trainable]
+            values = weights + ema[: len(self._ema_averages())]
+        for variable, value in zip(targets, values):
+            variable.assign(value)
+        self.log(f"chosen weights: epoch {epoch} (best validation accuracy {self.best['val_accuracy']:.4f})")
+        return epoch
+
     def _write_epoch_outputs(self, record: Epoch, writers: dict) -> None:
-        if not self.model_dir:
-            return
         improved = False
-        if record.eval_accuracy is not None and (
-            not self.best or record.eval_accuracy > self.best.get("eval_accuracy", -1.0)
+        if record.val_accuracy is not None and (
+            not self.best or record.val_accuracy > self.best.get("val_accuracy", -1.0)
         ):
-            self.best = {"epoch": record.epoch, "eval_accuracy": record.eval_accuracy, "eval_loss": record.eval_loss}
+            self.best = {"epoch": record.epoch, "val_accuracy": record.val_accuracy, "val_loss": record.val_loss}
+            self._best_values = self._snapshot()
             improved = True
-        if not self.chief:
+        elif record.val_accuracy is None:
+            improved = True  # no validation: best = last
+        if not self.chief or not self.model_dir:
             return
         paths = self._paths()
         with self.ema_weights():
@@ -451,10 +528,53 @@ class Trainer:
             outputs.write_scalars(
                 writers["train"], {"loss": record.loss, "accuracy": record.accuracy, "learning_rate": record.lr}, record.epoch
             )
-            if record.eval_loss is not None:
+            if record.val_loss is not None:
                 outputs.write_scalars(
-                    writers["eval"], {"loss": record.eval_loss, "accuracy": record.eval_accuracy}, record.epoch
+                    writers["validation"], {"loss": record.val_loss, "accuracy": record.val_accuracy}, record.epoch
                 )
         outputs.write_history_csv(paths["history_csv"], self.history)
         outputs.write_json(paths["history_json"], self.history)
         outputs.plot_history(paths["png"], self.history, title=self.model.name)
+
+
+class ProgressLine:
+    """Progress within an epoch: steps, images/s, ETA and the running loss.
+
+    On a terminal one line is redrawn at most every half second; otherwise (a log file, a
+    pipe) a plain line is printed every tenth of the epoch.
+    """
+
+    def __init__(self, epoch: int, epochs: int, steps: int, batch: int, log: Callable[[str], None] | None) -> None:
+        self.epoch, self.epochs, self.steps, self.batch, self.log = epoch, epochs, steps, batch, log
+        self.tty = log is not None and sys.stdout.isatty()
+        self.start = self.last = time.time()
+        self.every = max(1, steps // 10)
+
+    def due(self, step: int) -> bool:
+        if self.log is None or step == self.steps:
+            return False
+        if self.tty:
+            return time.time() - self.last >= 0.5
+        return step % self.every == 0
+
+    def update(self, step: int, loss: float) -> None:
+        now = time.time()
+        self.last = now
+        rate = step * self.batch / max(now - self.start, 1e-9)
+        eta = (self.steps - step) * self.batch / max(rate, 1e-9)
+        done = int(20 * step / self.steps)
+        text = (
+            f"epoch {self.epoch}/{self.epochs} [{'=' * done}{'.' * (20 - done)}] {step}/{self.steps}  "
+            f"loss {loss:.4f}  {rate:.0f} img/s  ETA {eta:.0f}s"
+        )
+        if self.tty:
+            sys.stdout.write("\r" + text + "\x1b[K")
+            sys.stdout.flush()
+        else:
+            self.log(text)
+
+    def close(self) -> None:
+        """Clear the terminal line before the epoch's summary is printed."""
+        if self.tty and self.last > self.start:
+            sys.stdout.write("\r\x1b[K")
+            sys.stdout.flush()

@@ -6,9 +6,9 @@ Layout::
     checkpoints/        tf.train.Checkpoint of model, optimizer, plateau scale (last two)
     best.keras last.keras
     history.csv history.json curves.png
-    metrics.json        final evaluation on the test split
-    plan.json           the resolved recipe and flags
-    logs/train logs/eval  TensorBoard
+    metrics.json        the test split, evaluated once at the end on the chosen weights
+    plan.json           the resolved recipe, flags, class names and split sizes
+    logs/train logs/validation  TensorBoard
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def write_history_csv(path: str, history: Sequence[dict[str, Any]]) -> None:
 
 
 def plot_history(path: str, history: Sequence[dict[str, Any]], title: str = "") -> None:
-    """Loss and accuracy per epoch (train and eval) and the learning rate, as a PNG."""
+    """Loss and accuracy per epoch (training batches and the validation split) and the
+    learning rate, as a PNG. The test split is never in it: it is measured once, at the end."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,10 +91,10 @@ def plot_history(path: str, history: Sequence[dict[str, Any]], title: str = "") 
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, metric in zip(axes[:2], ("loss", "accuracy")):
-        for prefix, style in (("", "-"), ("eval_", "--")):
+        for prefix, style, label in (("", "-", "train (augmented batches)"), ("val_", "--", "validation split")):
             values = [row.get(prefix + metric) for row in history]
             if any(v is not None for v in values):
-                ax.plot(epochs, values, style, marker="o", label=(prefix or "train_") + metric)
+                ax.plot(epochs, values, style, marker="o", label=label)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)

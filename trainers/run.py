@@ -1,13 +1,16 @@
 """Train or evaluate a keras_archs model with its paper's recipe.
 
-    python -m trainers.run                       # LeNet-5 on Fashion-MNIST (offline), a few minutes on CPU
+    python -m trainers.run                       # the demo: ResNet-20 on Fashion-MNIST (offline), minutes on CPU
+    python -m trainers.run --arch lenet5         # LeNet-5 with its paper's schedule (20 passes)
     python -m trainers.run --arch resnet20 --dataset cifar10 --epochs 10
-    python -m trainers.run --arch googlenet --dataset folder:/data/flowers --image_size 224 --batch_size 64
+    python -m trainers.run --arch resnet18 --weights resnet18.pth --finetune full --dataset folder:/data/flowers
     python -m trainers.run --helpfull            # every flag
 
 The recipe defaults to the architecture's paper (``trainers.recipes``); flags override
-single values. Outputs go to ``--model_dir`` (see ``trainers.outputs``); ``--resume``
-continues an interrupted run there.
+single values. Model selection (best checkpoint, plateau schedules, early stopping) reads a
+validation split held out from the training data; the test split is evaluated once, at the
+end, on the chosen weights. Outputs go to ``--model_dir`` (see ``trainers.outputs``);
+``--resume`` continues an interrupted run there.
 """
 
 from __future__ import annotations
@@ -21,13 +24,19 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from absl import app, flags
 
-flags.DEFINE_string("arch", "lenet5", "Registry name of the model (`python -m keras_archs` lists them).")
+flags.DEFINE_string(
+    "arch", None, "Registry name of the model (`python -m keras_archs` lists them). Default: the demo, "
+    "resnet20 with the 'budgeted' recipe at the dataset's own image size."
+)  # fmt: skip
 flags.DEFINE_string(
     "dataset",
     "fashion_mnist",
-    "fashion_mnist (offline, Debian files), a TFDS name, folder:/path, or synthetic[:N] (random images, for tests).",
+    "fashion_mnist (offline, Debian's files), a prepared TFDS name (e.g. cifar10; see --data_dir), "
+    "folder:/path (one subfolder per class), or synthetic[:N] (random images, for tests).",
 )
-flags.DEFINE_string("data_dir", None, "Where datasets are read from / downloaded to.")
+flags.DEFINE_string(
+    "data_dir", None, "Where Fashion-MNIST's IDX files or prepared TFDS datasets are read from (nothing is downloaded)."
+)
 flags.DEFINE_integer("epochs", None, "Epochs (default: the recipe's training length).")
 flags.DEFINE_integer("batch_size", 128, "Global batch size (split over replicas); the lr scales linearly with it.")
 flags.DEFINE_integer("eval_batch_size", None, "Evaluation batch size (default: --batch_size).")
@@ -41,26 +50,50 @@ flags.DEFINE_enum(
     "schedule", None, ["constant", "step", "exponential", "linear", "cosine", "plateau"], "Override the schedule kind."
 )
 flags.DEFINE_float("warmup_epochs", None, "Override the warm-up length (epochs of this dataset).")
-flags.DEFINE_float("dropout", None, "Override the dropout rate(s) of the model.")
+flags.DEFINE_float("dropout", None, "Override the model's dropout rate (families with a `dropout` option).")
 flags.DEFINE_string("augment", None, "Override the augmentation policy (trainers.augment).")
+flags.DEFINE_float(
+    "validation_split", 0.1, "Fraction of each class of the training split held out for validation (seeded, "
+    "stratified) when the dataset has no validation split of its own; 0 trains on all of it (best = last).",
+)  # fmt: skip
+flags.DEFINE_list("classes", None, "Keep only these class ids (e.g. 5,6,7,8,9), relabelled 0..k-1 in this order.")
+flags.DEFINE_integer(
+    "train_examples_per_class", None, "Use this many labelled training examples per class (seeded), "
+    "validation included.",
+)  # fmt: skip
+flags.DEFINE_integer("early_stopping_patience", 0, "Stop after this many epochs without a better validation accuracy (0: never).")
+flags.DEFINE_integer("eval_crops", 1, "Test-time crops: 1 (centre) or 10 (corners, centre and their flips, averaged).")
+flags.DEFINE_enum(
+    "finetune", None, ["full", "head"], "With --weights: load every layer but the classifier and train all of it "
+    "(full) or only a new classifier on a frozen backbone with BatchNorm in inference mode (head).",
+)  # fmt: skip
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multi_worker", "tpu"], "Distribution strategy.")
 flags.DEFINE_string("tpu", "", "TPU address for --strategy tpu.")
 flags.DEFINE_bool("sync_bn", False, "Synchronize BatchNorm statistics over replicas.")
-flags.DEFINE_bool("mixed_precision", False, "Use the mixed_float16 policy (logits and loss in float32).")
+flags.DEFINE_enum(
+    "precision", "auto", ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+    "Compute precision (variables stay float32). auto: mixed_bfloat16 where the hardware computes bfloat16 fast "
+    "(CPUs with AVX512_BF16/AMX, TPUs, GPUs of compute capability 8.0+), mixed_float16 on older GPUs, else float32.",
+)  # fmt: skip
+flags.DEFINE_bool("mixed_precision", False, "Same as --precision mixed_float16 (kept for old command lines).")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
 flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<arch>_<dataset>_<time>).")
 flags.DEFINE_bool("resume", False, "Continue the run saved in --model_dir.")
-flags.DEFINE_integer("seed", 0, "Random seed (initialisation, shuffling, augmentation).")
+flags.DEFINE_integer("seed", 0, "Random seed (initialisation, validation split, shuffling, augmentation).")
 flags.DEFINE_integer("steps_per_epoch", None, "Cap on the steps per epoch.")
-flags.DEFINE_integer("eval_steps", None, "Cap on the evaluation batches (default: the whole test split).")
+flags.DEFINE_integer("eval_steps", None, "Cap on the validation batches per epoch (default: all).")
 flags.DEFINE_bool("eval_only", False, "Only evaluate --weights on the test split.")
-flags.DEFINE_string("weights", None, "A .keras / .weights.h5 file to start from, or 'imagenet'.")
+flags.DEFINE_string(
+    "weights", None, "Weights to start from: 'imagenet' or a file (.keras, .weights.h5, a torchvision .pth, a "
+    "keras.applications .h5). With --finetune the classifier is left out.",
+)  # fmt: skip
 
 FLAGS = flags.FLAGS
 
-# `python -m trainers.run` with no --arch and no --epochs is the demo: LeNet-5 on
-# Fashion-MNIST for DEMO_EPOCHS epochs (the paper's 20 passes, compressed), a few minutes on CPU.
-DEMO_EPOCHS = 5
+# `python -m trainers.run` with no --arch is the demo: ResNet-20 (He et al. 2015, Section 4.2)
+# with the short `budgeted` recipe on Fashion-MNIST at its own 28x28, a few minutes on 2 CPU cores.
+DEMO_ARCH = "resnet20"
+DEMO_RECIPE = "budgeted"
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 
@@ -72,33 +105,6 @@ class UsageError(ValueError):
 # ----------------------------------------------------------------------------- data
 
 
-def load_data(spec: str, split: str, data_dir: str | None, seed: int = 0):
-    """``(unbatched dataset of (uint8 HWC image, int32 label), DatasetInfo)``.
-
-    ``synthetic[:N]``: N (default 512) random 28x28 grey images in 10 classes whose mean
-    brightness depends on the class (learnable), N // 4 for the test split.
-    """
-    import numpy as np
-    import tensorflow as tf
-
-    from trainers import data
-
-    if spec.startswith("synthetic"):
-        n = int(spec.split(":", 1)[1]) if ":" in spec else 512
-        n = n if split == "train" else max(n // 4, 1)
-        rng = np.random.default_rng(seed + (0 if split == "train" else 1))
-        labels = rng.integers(0, 10, n).astype("int32")
-        base = (labels[:, None, None, None] * 25).astype("float32")
-        images = np.clip(base + rng.normal(0, 30, (n, 28, 28, 1)), 0, 255).astype("uint8")
-        info = data.DatasetInfo(
-            name="synthetic", num_classes=10, class_names=tuple(str(i) for i in range(10)),
-            num_train=n if split == "train" else n * 4, num_test=max(n // 4, 1) if split == "train" else n,
-            image_shape=(28, 28, 1),
-        )  # fmt: skip
-        return tf.data.Dataset.from_tensor_slices((images, labels)), info
-    return data.load_dataset(spec, split, data_dir=data_dir)
-
-
 def _distribute_options():
     import tensorflow as tf
 
@@ -107,15 +113,14 @@ def _distribute_options():
     return options
 
 
-def make_train_dataset(raw, info, *, policy, image_size, channels, plan, seed):
+def make_train_dataset(raw, num_train: int, num_classes: int, *, policy, image_size, channels, plan, seed):
     """``epoch -> batched (images, onehot) dataset``; the shuffle order is a function of
     ``seed`` and the epoch, so a resumed run sees the same data as an uninterrupted one."""
     import tensorflow as tf
 
     from trainers import augment
 
-    num_classes = info.num_classes
-    buffer = max(1, min(info.num_train, 50_000))
+    buffer = max(1, min(num_train, 60_000))
     mixup = augment.make_mixup(plan.mixup_alpha, seed) if plan.mixup_alpha > 0 else None
 
     def for_epoch(epoch: int) -> tf.data.Dataset:
@@ -131,79 +136,166 @@ def make_train_dataset(raw, info, *, policy, image_size, channels, plan, seed):
     return for_epoch
 
 
-def make_eval_dataset(raw, *, policy, image_size, channels, batch_size, steps=None):
+def make_eval_dataset(raw, *, policy, image_size, channels, batch_size, steps=None, crops: int = 1):
+    """Batched ``(image, label)`` pairs with the policy's evaluation transform; ``crops=10``
+    gives ``[batch, 10, S, S, C]`` (AlexNet's ten crops, averaged by the evaluation)."""
     import tensorflow as tf
 
     from trainers import augment
 
-    ds = raw.map(augment.eval_transform(policy, image_size, channels), num_parallel_calls=tf.data.AUTOTUNE)
+    transform = augment.ten_crop_transform if crops == 10 else augment.eval_transform
+    ds = raw.map(transform(policy, image_size, channels), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size)
     if steps:
         ds = ds.take(steps)
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
 
 
+def _parse_classes(values) -> tuple[int, ...] | None:
+    if not values:
+        return None
+    try:
+        return tuple(int(v) for v in values)
+    except ValueError:
+        raise UsageError(f"--classes takes class ids (integers), got {','.join(values)!r}.") from None
+
+
+def load_splits(spec: str, data_dir: str | None, *, validation_split: float, seed: int, classes=None,
+                per_class=None, train: bool = True, log=print):  # fmt: skip
+    """``(train, validation, test, info)``: unbatched datasets (``train``/``validation``
+    ``None`` when not needed) and the :class:`trainers.data.DatasetInfo` with the counts
+    of what is trained on, selected on and tested on."""
+    import dataclasses
+
+    from trainers import data
+
+    try:
+        raw_test, info = data.load_dataset(spec, "test", data_dir=data_dir)
+        raw_train = data.load_dataset(spec, "train", data_dir=data_dir)[0] if train else None
+    except (FileNotFoundError, KeyError, NotImplementedError) as e:
+        raise UsageError(f"cannot load dataset {spec!r}: {e}") from None
+    own_validation = train and data.has_validation_split(spec, data_dir)
+    names = info.class_names
+    if classes is not None:
+        unknown = [c for c in classes if not 0 <= c < info.num_classes]
+        if unknown:
+            raise UsageError(f"--classes {unknown} out of range: {info.name} has classes 0..{info.num_classes - 1}.")
+        raw_test = data.relabel(raw_test, classes)
+        names = tuple(info.class_names[c] for c in classes)
+    if classes is not None:
+        test_labels = data.split_labels(spec, "test", data_dir)
+        info = dataclasses.replace(info, num_test=int(sum((test_labels == c).sum() for c in classes)))
+    info = dataclasses.replace(info, num_classes=len(names), class_names=names)
+    if not train:
+        return None, None, raw_test, info
+    raw_validation = None
+    fraction = 0.0 if own_validation else validation_split
+    if fraction or classes is not None or per_class is not None:
+        labels = data.split_labels(spec, "train", data_dir)
+        try:
+            chosen = data.select_examples(
+                labels, validation_fraction=fraction, seed=seed, classes=classes, per_class=per_class
+            )
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if len(chosen.validation):
+            raw_validation = data.take_examples(raw_train, chosen.validation, chosen.classes)
+        raw_train = data.take_examples(raw_train, chosen.train, chosen.classes)
+        info = dataclasses.replace(info, num_train=len(chosen.train), num_validation=len(chosen.validation))
+    if own_validation:
+        raw_validation, val_info = data.load_dataset(spec, "validation", data_dir=data_dir)
+        if classes is not None:
+            raw_validation = data.relabel(raw_validation, classes)
+        val_labels = data.split_labels(spec, "validation", data_dir)
+        kept = len(val_labels) if classes is None else int(sum((val_labels == c).sum() for c in classes))
+        info = dataclasses.replace(info, num_validation=kept)
+        log(f"validation: the dataset's own '{val_info.split}' split ({info.num_validation} examples)")
+    elif raw_validation is not None:
+        log(
+            f"validation: {info.num_validation} examples held out from the training split "
+            f"(--validation_split {fraction:g}, stratified, seed {seed}); the test split is evaluated once, at the end"
+        )
+    else:
+        log("validation: none (--validation_split 0): the final weights are the chosen ones (best = last)")
+    return raw_train, raw_validation, raw_test, info
+
+
 # ----------------------------------------------------------------------------- model
 
 
 def build_model(arch: str, *, image_size: int, channels: int, classes: int, recipe, dropout=None, sync_bn=False,
-                weights=None, log=print):  # fmt: skip
-    """The logits model for training: aux heads if the recipe weights them, dropout, sync BN."""
-    import keras
+                weights=None, finetune=None, log=print):  # fmt: skip
+    """The logits model for training: aux heads if the recipe weights them, dropout, sync BN,
+    and the starting weights (``finetune``: every layer but the classifier; ``"head"``
+    freezes the rest)."""
 
     import keras_archs
+    from keras_archs import weights as weights_lib
     from trainers import distribute
 
+    spec = keras_archs.get_spec(arch)
     kwargs = dict(
-        include_top=True,
-        weights=weights if weights == "imagenet" else None,
-        input_shape=(image_size, image_size, channels),
-        classes=classes,
-        classifier_activation=None,
+        include_top=True, input_shape=(image_size, image_size, channels), classes=classes, classifier_activation=None
     )
-
-    def get(**extra):
-        try:
-            return keras_archs.get_model(arch, **kwargs, **extra)
-        except TypeError as e:  # the family has no such option
-            if extra and any(k in str(e) for k in extra):
-                return None
-            raise
-        except ValueError as e:  # e.g. Inception aux heads need 299x299 inputs
-            if extra.get("aux_logits") and "aux_logits" in str(e):
-                log(f"note: no auxiliary classifiers at {image_size}x{image_size}: {e}")
-                return None
-            raise
-
-    model = None
+    kwargs.update({k: v for k, v in recipe.model_options.items() if k in spec.options})
     rate = dropout if dropout is not None else recipe.dropout
-    extra = {}
-    if recipe.aux_weights:
-        extra["aux_logits"] = True
     if rate is not None:
-        model = get(**extra, dropout=rate)
+        if "dropout" in spec.options:
+            kwargs["dropout"] = float(rate)
+        elif dropout is not None:
+            log(f"note: {arch} has no dropout option; --dropout {rate:g} is not applied.")
+    model = None
+    if recipe.aux_weights and "aux_logits" in spec.options:
+        try:
+            model = spec.build(**kwargs, aux_logits=True)
+        except ValueError as e:  # e.g. Inception-v3's aux head needs 299x299 inputs
+            log(f"note: no auxiliary classifiers at {image_size}x{image_size}: {e}")
+    elif recipe.aux_weights:
+        log(f"note: {arch} has no auxiliary classifiers; the recipe's aux weights are unused.")
     if model is None:
-        model = get(**extra) if extra else None
-    if model is None:
-        model = keras_archs.get_model(arch, **kwargs)
-        if extra:
-            log(f"note: {arch} has no auxiliary classifiers; the recipe's aux weights are unused.")
-    if rate is not None:
-        drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
-        for layer in drops:
-            layer.rate = float(rate)
-        if not drops and rate > 0:
-            log(f"note: {arch} has no dropout layers; dropout {rate} is not applied.")
-    if weights and weights != "imagenet":
-        if not os.path.exists(weights):
+        model = spec.build(**kwargs)
+    if weights:
+        if weights != "imagenet" and not os.path.exists(weights):
             raise UsageError(f"--weights file not found: {weights}")
-        model.load_weights(weights)
+        try:
+            skipped = weights_lib.load_weights(model, weights, arch=spec.name, skip_head=bool(finetune))
+        except weights_lib.WeightsError as e:
+            raise UsageError(str(e)) from None
+        loaded = sum(len(layer.weights) > 0 for layer in model.layers) - len(skipped)
+        log(
+            f"weights: {loaded} layers loaded from {weights}"
+            + (f"; new (not loaded): {', '.join(skipped)}" if skipped else "")
+        )
+        if finetune == "head":
+            for layer in model.layers:
+                layer.trainable = layer.name in skipped
+            log(f"finetune head: backbone frozen (BatchNorm in inference mode); training {', '.join(skipped)}")
     if sync_bn:
         if distribute.count_batchnorm(model) == 0:
             log(f"note: {arch} has no BatchNormalization layers; --sync_bn changes nothing.")
         else:
             model = distribute.sync_batchnorm(model)
     return model
+
+
+def input_channels(weights: str | None, *, dataset_channels: int, default: int) -> int:
+    """The model's input channels: the dataset's (grey images train a 1-channel model), or,
+    when starting from weights, the channels those weights were trained on (a ``.keras``
+    file says; ImageNet files are RGB)."""
+    import json
+    import zipfile
+
+    if not weights:
+        return dataset_channels if dataset_channels in (1, 3) else default
+    if os.path.isfile(weights) and zipfile.is_zipfile(weights):
+        try:
+            with zipfile.ZipFile(weights) as archive:
+                config = json.loads(archive.read("config.json"))
+            layer = config["config"]["layers"][0]
+            return int(layer["config"]["batch_shape"][-1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass  # not a .keras archive (a torch zip): RGB
+    return default
 
 
 # ----------------------------------------------------------------------------- main
@@ -214,14 +306,36 @@ def _default_model_dir(arch: str, dataset: str) -> str:
     return os.path.join("runs", f"{arch}_{safe}_{time.strftime('%Y%m%d-%H%M%S')}")
 
 
+def _check_flags() -> None:
+    if FLAGS.batch_size < 1:
+        raise UsageError(f"--batch_size must be a positive integer, got {FLAGS.batch_size}.")
+    if FLAGS.eval_batch_size is not None and FLAGS.eval_batch_size < 1:
+        raise UsageError(f"--eval_batch_size must be a positive integer, got {FLAGS.eval_batch_size}.")
+    if FLAGS.epochs is not None and FLAGS.epochs < 1:
+        raise UsageError(f"--epochs must be a positive integer, got {FLAGS.epochs}.")
+    if not 0.0 <= FLAGS.validation_split < 1.0:
+        raise UsageError(f"--validation_split must be in [0, 1), got {FLAGS.validation_split:g}.")
+    if FLAGS.eval_crops not in (1, 10):
+        raise UsageError(f"--eval_crops must be 1 or 10, got {FLAGS.eval_crops}.")
+    if FLAGS.finetune and not FLAGS.weights:
+        raise UsageError("--finetune needs --weights (imagenet or a file) to fine-tune from.")
+    if FLAGS.train_examples_per_class is not None and FLAGS.train_examples_per_class < 1:
+        raise UsageError(f"--train_examples_per_class must be positive, got {FLAGS.train_examples_per_class}.")
+    if FLAGS.early_stopping_patience < 0:
+        raise UsageError(f"--early_stopping_patience must be >= 0, got {FLAGS.early_stopping_patience}.")
+    if FLAGS.eval_only and not FLAGS.weights:
+        raise UsageError("--eval_only needs --weights (the .keras file to evaluate).")
+
+
 def run(argv=None) -> int:
     start = time.time()
+    _check_flags()
     # Strategies must exist before other TensorFlow work (multi-worker in particular).
     import keras
     import tensorflow as tf  # noqa: F401
 
     import keras_archs
-    from trainers import distribute, outputs, recipes
+    from trainers import distribute, outputs, precision, recipes
     from trainers.loop import Trainer
 
     strategy = distribute.make_strategy(FLAGS.strategy, tpu=FLAGS.tpu)
@@ -231,11 +345,18 @@ def run(argv=None) -> int:
         if chief:
             print(message, flush=True)
 
+    demo = FLAGS.arch is None
     try:
-        spec = keras_archs.get_spec(FLAGS.arch)
+        spec = keras_archs.get_spec(DEMO_ARCH if demo else FLAGS.arch)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    recipe = recipes.get_recipe(FLAGS.recipe) if FLAGS.recipe else recipes.recipe_for(spec.name)
+    recipe_name = FLAGS.recipe or (DEMO_RECIPE if demo else None)
+    if FLAGS.finetune and not recipe_name:
+        recipe_name = recipes.finetune_recipe_name(spec.name)
+    try:
+        recipe = recipes.get_recipe(recipe_name) if recipe_name else recipes.recipe_for(spec.name)
+    except (KeyError, ValueError) as e:
+        raise UsageError(e.args[0] if e.args else str(e)) from None
     recipe = recipes.apply_overrides(
         recipe,
         optimizer=FLAGS.optimizer,
@@ -245,94 +366,128 @@ def run(argv=None) -> int:
         warmup_epochs=FLAGS.warmup_epochs,
         augment=FLAGS.augment,
     )
-    image_size = FLAGS.image_size or spec.default_size
+    if FLAGS.image_size is not None and FLAGS.image_size < spec.min_size:
+        raise UsageError(f"{spec.name} needs --image_size >= {spec.min_size}, got {FLAGS.image_size}.")
+    policy = recipe.augment
+    classes = _parse_classes(FLAGS.classes)
+    raw_train, raw_val, raw_test, info = load_splits(
+        FLAGS.dataset, FLAGS.data_dir, validation_split=FLAGS.validation_split, seed=FLAGS.seed, classes=classes,
+        per_class=FLAGS.train_examples_per_class, train=not FLAGS.eval_only, log=log,
+    )  # fmt: skip
+    image_size = FLAGS.image_size
+    if image_size is None:
+        native = info.image_shape[0]
+        use_native = demo and native is not None and native == info.image_shape[1] and native >= spec.min_size
+        image_size = native if use_native else spec.default_size
     if image_size < spec.min_size:
         raise UsageError(f"{spec.name} needs --image_size >= {spec.min_size}, got {image_size}.")
-    channels = spec.channels
+    channels = input_channels(FLAGS.weights, dataset_channels=info.image_shape[-1], default=spec.channels)
     keras.utils.set_random_seed(FLAGS.seed)
-    if FLAGS.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    policy_name = precision.choose("mixed_float16" if FLAGS.mixed_precision else FLAGS.precision)
+    keras.mixed_precision.set_global_policy(policy_name)
 
-    try:
-        raw_test, info = load_data(FLAGS.dataset, "test", FLAGS.data_dir, FLAGS.seed)
-        raw_train = None if FLAGS.eval_only else load_data(FLAGS.dataset, "train", FLAGS.data_dir, FLAGS.seed)[0]
-    except (FileNotFoundError, KeyError, NotImplementedError) as e:
-        raise UsageError(f"cannot load dataset {FLAGS.dataset!r}: {e}") from None
-    policy = recipe.augment
-    epochs = FLAGS.epochs
-    if epochs is None and not FLAGS["arch"].present and not FLAGS.recipe:
-        epochs = DEMO_EPOCHS
-        log(f"demo run: {DEMO_EPOCHS} epochs (the recipe's schedule compressed; --epochs {recipe.epochs:g} for the paper's length)")
+    eval_batch = FLAGS.eval_batch_size or FLAGS.batch_size
+    test_ds = make_eval_dataset(
+        raw_test, policy=policy, image_size=image_size, channels=channels, batch_size=eval_batch, crops=FLAGS.eval_crops
+    )
+    build = lambda: build_model(  # noqa: E731
+        spec.name, image_size=image_size, channels=channels, classes=info.num_classes, recipe=recipe,
+        dropout=FLAGS.dropout, sync_bn=FLAGS.sync_bn, weights=FLAGS.weights, finetune=FLAGS.finetune, log=log,
+    )  # fmt: skip
+
+    if FLAGS.eval_only:
+        plan = recipes.resolve(recipe, num_train=max(info.num_train, 1), global_batch=FLAGS.batch_size, epochs=1)
+        trainer = Trainer(build, plan, strategy, model_dir=None, log=log)
+        final = trainer.evaluate(test_ds)
+        log(f"test accuracy {final['accuracy']:.4f} (top-5 {final['top5']:.4f}, loss {final['loss']:.4f}) on "
+            f"{final['examples']} images of the test split; {FLAGS.weights}")  # fmt: skip
+        return 0
+
+    if demo and FLAGS.epochs is None:
+        log(
+            f"demo run: {spec.name} with the '{recipe.name}' recipe ({recipe.paper}); --arch {spec.name} for its "
+            f"paper's recipe, --arch lenet5 for LeNet-5 with the paper's schedule"
+        )
     plan = recipes.resolve(
         recipe,
         num_train=info.num_train,
         global_batch=FLAGS.batch_size,
-        epochs=epochs,
+        epochs=FLAGS.epochs,
         steps_per_epoch=FLAGS.steps_per_epoch,
         lr=FLAGS.lr,
     )
     model_dir = FLAGS.model_dir or _default_model_dir(spec.name, info.name)
     log(
-        f"{spec.name} ({spec.family}) on {info.name}: {info.num_train} train / {info.num_test} test, "
-        f"{info.num_classes} classes, input {image_size}x{image_size}x{channels}; "
-        f"{distribute.strategy_name(strategy)} with {strategy.num_replicas_in_sync} replica(s)"
+        f"{spec.name} ({spec.family}) on {info.name}: {info.num_train} train / {info.num_validation} validation / "
+        f"{info.num_test} test, {info.num_classes} classes, input {image_size}x{image_size}x{channels}; "
+        f"{distribute.strategy_name(strategy)} with {strategy.num_replicas_in_sync} replica(s), {policy_name}"
     )
     log(
-        f"recipe {recipe.name}: {recipe.optimizer} lr {plan.base_lr:.4g} (paper {recipe.lr:g} at batch "
+        f"recipe {recipe.name}: {recipe.optimizer} lr {plan.base_lr:.4g} (recipe {recipe.lr:g} at batch "
         f"{recipe.batch_size}), batch {plan.global_batch}, {plan.epochs} epochs x {plan.steps_per_epoch} steps, "
         f"schedule {plan.schedule.kind}, wd {recipe.weight_decay:g}, augment {policy}; outputs in {model_dir}"
     )
-    eval_ds = make_eval_dataset(
-        raw_test, policy=policy, image_size=image_size, channels=channels,
-        batch_size=FLAGS.eval_batch_size or FLAGS.batch_size, steps=FLAGS.eval_steps,
-    )  # fmt: skip
+    val_ds = None
+    if raw_val is not None:
+        val_ds = make_eval_dataset(
+            raw_val, policy=policy, image_size=image_size, channels=channels, batch_size=eval_batch,
+            steps=FLAGS.eval_steps,
+        )  # fmt: skip
 
     trainer = Trainer(
-        lambda: build_model(
-            spec.name, image_size=image_size, channels=channels, classes=info.num_classes, recipe=recipe,
-            dropout=FLAGS.dropout, sync_bn=FLAGS.sync_bn, weights=FLAGS.weights, log=log,
-        ),
+        build,
         plan,
         strategy,
         model_dir=model_dir,
         jit_compile=FLAGS.jit_compile,
         log=log,
-        loss_scale=FLAGS.mixed_precision,
-    )  # fmt: skip
-    if trainer.has_state() and not FLAGS.resume and not FLAGS.eval_only:
+        loss_scale=policy_name == "mixed_float16",
+        early_stopping_patience=FLAGS.early_stopping_patience,
+    )
+    if trainer.has_state() and not FLAGS.resume:
         raise UsageError(f"{model_dir} already holds a run; pass --resume to continue it or choose another --model_dir.")
-    if chief and not FLAGS.eval_only:
+    if chief:
         outputs.write_json(
             os.path.join(model_dir, "plan.json"),
             {**plan.summary(), "arch": spec.name, "dataset": info.name, "image_size": image_size,
+             "class_names": list(info.class_names), "precision": policy_name,
+             "splits": {"train": info.num_train, "validation": info.num_validation, "test": info.num_test},
              "flags": {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])}},
         )  # fmt: skip
 
-    if not FLAGS.eval_only:
-        train_fn = make_train_dataset(
-            raw_train, info, policy=policy, image_size=image_size, channels=channels, plan=plan, seed=FLAGS.seed
-        )
-        trainer.fit(train_fn, eval_ds, resume=FLAGS.resume)
-    final = trainer.evaluate(eval_ds)
+    train_fn = make_train_dataset(
+        raw_train, info.num_train, info.num_classes, policy=policy, image_size=image_size, channels=channels,
+        plan=plan, seed=FLAGS.seed,
+    )  # fmt: skip
+    trainer.fit(train_fn, val_ds, resume=FLAGS.resume)
+    chosen = trainer.restore_best()
+    final = trainer.evaluate(test_ds)
     wall = time.time() - start
     metrics = {
         "arch": spec.name,
         "dataset": info.name,
+        "recipe": recipe.name,
         "split": "test",
         "test_loss": final["loss"],
         "test_accuracy": final["accuracy"],
         "test_top5": final["top5"],
         "examples": final["examples"],
+        "eval_crops": FLAGS.eval_crops,
         "epochs": trainer.epochs_done,
+        "chosen_epoch": chosen,
+        "chosen_on": "validation" if val_ds is not None else "last epoch (no validation split)",
         "best": trainer.best,
+        "class_names": list(info.class_names),
         "wall_seconds": wall,
         "ema": bool(recipe.ema_decay),
+        "precision": policy_name,
     }
     if chief:
-        os.makedirs(model_dir, exist_ok=True)
         outputs.write_json(os.path.join(model_dir, "metrics.json"), metrics)
+    selection = f"epoch {chosen}, chosen on validation" if val_ds is not None else f"epoch {chosen}, the last"
     log(f"test accuracy {final['accuracy']:.4f} (top-5 {final['top5']:.4f}, loss {final['loss']:.4f}) on "
-        f"{final['examples']} images; wall time {wall:.0f}s; outputs in {model_dir}")  # fmt: skip
+        f"{final['examples']} test images, measured once on the weights of {selection}; wall time {wall:.0f}s")  # fmt: skip
+    log(f"outputs in {model_dir}: best.keras {os.path.join(model_dir, 'best.keras')}")
     return 0
 
 
