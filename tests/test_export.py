@@ -10,8 +10,10 @@ SqueezeNet 1.1 (the Keras sources of the shipped artifacts in saved_models/).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 import warnings
 
 import keras
@@ -376,3 +378,74 @@ def test_pruning_callback_reaches_and_keeps_sparsity():
     assert callback.step == 20
     assert report["total"] == pytest.approx(0.7, abs=0.01)  # held through the fine-tuning steps after end_step
     assert export.weight_sparsity(model) > 0.6
+
+
+# ----------------------------------------------------------------------------- where files go
+
+
+def _sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_default_output_never_replaces_tracked_files(tmp_path, monkeypatch, capsys):
+    """The README's command without --output writes exports/<arch>/ (not saved_models/); an
+    existing output is refused (exit 2, one line, nothing written) unless --overwrite."""
+    shipped = {p: _sha256(p) for p in (LENET_TFLITE, os.path.splitext(LENET_TFLITE)[0] + ".json")}
+    monkeypatch.chdir(tmp_path)
+    args = ["--arch", "lenet5", "--weights", LENET_KERAS, "--format", "tflite", "--parity_images", "0"]
+    assert export.main(args) == 0
+    written = tmp_path / "exports" / "lenet5" / "lenet5_float32.tflite"
+    assert sorted(os.listdir(written.parent)) == ["lenet5_float32.json", "lenet5_float32.tflite"]
+    assert {p: _sha256(p) for p in shipped} == shipped
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in written.parent.iterdir()}
+    capsys.readouterr()
+    assert export.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{written.relative_to(tmp_path)} already exists; pass --overwrite" in err
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in written.parent.iterdir()} == before
+    assert export.main([*args, "--overwrite"]) == 0
+    assert written.stat().st_mtime_ns > before[written][0]
+
+
+def test_refusal_comes_before_any_work(tmp_path):
+    """A SavedModel directory or a card already there: refused before conversion."""
+    model = _random_model("lenet5", 32, {})
+    (tmp_path / "lenet5_savedmodel").mkdir()
+    with pytest.raises(export.ExportError, match="lenet5_savedmodel already exists; pass --overwrite"):
+        export.export("lenet5", model=model, fmt="savedmodel", output=str(tmp_path), parity_images=0)
+    (tmp_path / "lenet5_float16.json").write_text("{}")
+    with pytest.raises(export.ExportError, match=r"lenet5_float16\.json already exists"):
+        export.export("lenet5", model=model, quantize="float16", output=str(tmp_path), parity_images=0)
+    assert sorted(os.listdir(tmp_path)) == ["lenet5_float16.json", "lenet5_savedmodel"]
+    assert os.listdir(tmp_path / "lenet5_savedmodel") == []
+
+
+def test_prune_refuses_to_overwrite_before_training(tmp_path, capsys):
+    out = tmp_path / "pruned.keras"
+    out.write_bytes(b"precious")
+    start = time.time()
+    assert prune.main(["--weights", LENET_KERAS, "--output", str(out)]) == 2
+    assert "pruned.keras already exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_bytes() == b"precious" and not (tmp_path / "pruned.json").exists()
+    assert time.time() - start < 60  # no fine-tuning epoch ran
+    assert prune.main(["--weights", str(tmp_path / "missing.keras")]) == 2
+    assert "is not a .keras file" in capsys.readouterr().err
+
+
+def test_mixed_precision_run_exports_in_float32(tmp_path):
+    """trainers.run saves bfloat16-policy models on AVX512_BF16 CPUs; TFLite has no bfloat16
+    built-ins, so export rebuilds the model in float32 (same weights) before converting."""
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", dtype="mixed_bfloat16")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(dtype="mixed_bfloat16")(x)
+    outputs = keras.layers.Dense(3, dtype="mixed_bfloat16")(x)
+    model = keras.Model(inputs, outputs, name="bf16_net")
+    path = str(tmp_path / "bf16_net.keras")
+    model.save(path)
+    loaded = export.load_model(None, path)
+    assert {layer.dtype_policy.name for layer in loaded.layers[1:]} == {"float32"}
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    card = export.export(weights=path, preprocessing="simple", output=str(tmp_path / "out"), parity_images=8)
+    assert card["parity"]["max_abs_diff"] <= export.FLOAT_ATOL and card["builtin_only"]

@@ -6,10 +6,17 @@
     python -m trainers.export --arch googlenet_bn --image_size 64 --classes 10 --format savedmodel
 
 Writes ``<output>/<name>.tflite`` (or the SavedModel directory ``<output>/<name>/``) and the
-JSON model card ``<output>/<name>.json``; ``<output>`` defaults to ``saved_models/<arch>/``.
-Every file appears atomically (temp file or directory, then rename): a failed conversion
-leaves nothing behind. Without ``--weights`` the randomly initialised model is exported
-(with a warning), which is useful for tests only.
+JSON model card ``<output>/<name>.json``; ``<output>`` defaults to the trainers.run folder
+that holds ``--weights`` (it has a ``plan.json``), else ``exports/<arch>/`` (git-ignored), so
+files tracked in the repository are never replaced by default. An existing output file is
+an error (exit code 2, nothing written) unless ``--overwrite`` is given. Every file appears
+atomically (temp file or directory, then rename): a failed conversion leaves nothing behind.
+Without ``--weights`` the randomly initialised model is exported (with a warning), which is
+useful for tests only.
+
+The card carries the class names (``class_names``), so ``trainers.predict`` prints them:
+from ``--labels``, else those recorded for ``--weights`` (its own card, or the run's
+``plan.json``), else the ``--representative_data`` dataset's when their number matches.
 
 What the exported graphs compute:
 
@@ -50,7 +57,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np
 
 FORMATS = ("savedmodel", "tflite")
-DEFAULT_OUTPUT_ROOT = "saved_models"
+DEFAULT_OUTPUT_ROOT = "exports"  # git-ignored; saved_models/ holds tracked artifacts
 # Parity tolerances, Keras (float32) vs the exported model, on logits. The quantized ones
 # are relative to the largest |logit| of the batch (or 1, whichever is larger).
 FLOAT_ATOL = 1e-4
@@ -148,30 +155,101 @@ def resize_crop(images, prep: Preprocessing):
     return x
 
 
+def _resize_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """``[out_size, in_size]`` weights of ``tf.image.resize(method="bilinear",
+    antialias=True)`` along one axis: TensorFlow's scale-and-translate with a triangle
+    kernel widened by the downscale factor, half-pixel centres, rows normalised."""
+    inv_scale = in_size / out_size
+    kernel_scale = max(inv_scale, 1.0)
+    centres = (np.arange(out_size) + 0.5) * inv_scale
+    distance = (np.arange(in_size)[None, :] + 0.5 - centres[:, None]) / kernel_scale
+    weights = np.maximum(0.0, 1.0 - np.abs(distance))
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def resize_crop_numpy(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """:func:`resize_crop` for one ``[H, W, C]`` image in numpy alone (no TensorFlow: what
+    ``trainers.predict`` feeds a ``.tflite`` file): float32 ``[1, S, S, prep.channels]``
+    pixels on ``[0, 255]``, equal to :func:`resize_crop` within float32 rounding."""
+    x = np.asarray(image, np.float32)
+    if x.ndim == 2:
+        x = x[..., None]
+    size, s = prep.resize_to, prep.image_size
+    shape = np.array(x.shape[:2], np.float32)
+    new = np.maximum(np.round(shape * np.float32(size) / shape.min()).astype(np.int64), size)
+    top, left = (new[0] - s) // 2, (new[1] - s) // 2
+    rows = _resize_matrix(x.shape[0], int(new[0]))[top : top + s]
+    cols = _resize_matrix(x.shape[1], int(new[1]))[left : left + s]
+    x = np.einsum("ih,hwc,jw->ijc", rows, x.astype(np.float64), cols)
+    have = x.shape[-1]
+    if prep.channels == 3:
+        x = np.repeat(x, 3, axis=-1) if have == 1 else x[..., :3]
+    elif have >= 3:
+        x = x[..., :3] @ np.array([0.2989, 0.5870, 0.1140])[:, None]  # tf.image.rgb_to_grayscale
+    else:
+        x = x[..., :1]
+    return x[None].astype(np.float32)
+
+
 def normalize(x, prep: Preprocessing):
     import tensorflow as tf
 
     return (x - tf.constant(prep.mean, tf.float32)) / tf.constant(prep.std, tf.float32)
 
 
-def recorded_policy(weights: str | None) -> tuple[str | None, int | None]:
-    """``(augment policy, image_size)`` recorded for a weights file: its own card
-    (``<stem>.json`` with ``preprocessing``, as trainers.prune and the shipped ``.keras`` files
-    have), else the ``plan.json`` that trainers.run wrote next to its ``best.keras``."""
+def run_plan_path(weights: str) -> str:
+    """The ``plan.json`` that trainers.run writes beside its ``best.keras``/``last.keras``."""
+    return os.path.join(os.path.dirname(os.path.abspath(weights)), "plan.json")
+
+
+def _records(weights: str | None) -> list[tuple[str, dict[str, Any]]]:
+    """``[(path, data)]`` recorded for a weights file, most specific first: its own card
+    (``<stem>.json``, as trainers.prune and the shipped ``.keras`` files have), then the
+    trainers.run ``plan.json`` beside it; ``{}`` for a file that is absent."""
     if not weights:
-        return None, None
-    card = os.path.splitext(os.path.abspath(weights))[0] + ".json"
-    if os.path.isfile(card):
-        with open(card, encoding="utf-8") as f:
-            prep = json.load(f).get("preprocessing") or {}
-        if prep.get("policy"):
-            return prep["policy"], prep.get("image_size")
-    plan = os.path.join(os.path.dirname(os.path.abspath(weights)), "plan.json")
-    if not os.path.isfile(plan):
-        return None, None
-    with open(plan, encoding="utf-8") as f:
-        data = json.load(f)
-    return data.get("augment"), data.get("image_size")
+        return [("", {}), ("", {})]
+    found = []
+    for path in (os.path.splitext(os.path.abspath(weights))[0] + ".json", run_plan_path(weights)):
+        data = {}
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        found.append((path, data if isinstance(data, dict) else {}))
+    return found
+
+
+def recorded_policy(weights: str | None) -> tuple[str | None, int | None]:
+    """``(augment policy, image_size)`` recorded for a weights file: its own card's
+    ``preprocessing``, else the run's ``plan.json``."""
+    (_, card), (_, plan) = _records(weights)
+    prep = card.get("preprocessing") or {}
+    if prep.get("policy"):
+        return prep["policy"], prep.get("image_size")
+    return plan.get("augment"), plan.get("image_size")
+
+
+def recorded_class_names(weights: str | None) -> tuple[list[str] | None, str | None]:
+    """``(class names, where from)`` recorded for a weights file: its own card's
+    ``class_names``, else the run's ``plan.json``; ``(None, None)`` when neither has them."""
+    for path, data in _records(weights):
+        if data.get("class_names"):
+            return [str(n) for n in data["class_names"]], path
+    return None, None
+
+
+def default_stem(arch: str, weights: str | None) -> str:
+    """The stem of default output names: a weights file named after what it is
+    (``squeezenet1_1_pruned.keras``) names them; a run's ``best.keras`` or none: ``arch``."""
+    stem = os.path.splitext(os.path.basename(weights))[0] if weights else "best"
+    return arch if stem == "best" else stem
+
+
+def default_output(arch: str, weights: str | None) -> str:
+    """Where files go without ``--output``: the trainers.run folder holding ``weights`` (it
+    has a ``plan.json``), else ``exports/<arch>/``; never the tracked ``saved_models/``."""
+    if weights and os.path.isfile(run_plan_path(weights)):
+        return os.path.dirname(weights) or "."
+    return os.path.join(DEFAULT_OUTPUT_ROOT, arch)
 
 
 def default_policy(arch: str) -> str:
@@ -198,6 +276,48 @@ def output_kind(model) -> str:
     return "probabilities" if getattr(activation, "__name__", "") == "softmax" else "logits"
 
 
+_REDUCED = {"bfloat16", "float16", "mixed_bfloat16", "mixed_float16"}
+
+
+def _float32_config(config: Any) -> tuple[Any, bool]:
+    """``(config, changed)``: a Keras config with every mixed-precision dtype policy
+    (``mixed_bfloat16``, ``mixed_float16``) and reduced-precision tensor dtype made float32."""
+    if isinstance(config, list):
+        items = [_float32_config(v) for v in config]
+        return [v for v, _ in items], any(c for _, c in items)
+    if not isinstance(config, dict):
+        return config, False
+    if config.get("class_name") == "DTypePolicy" and (config.get("config") or {}).get("name") in _REDUCED:
+        return {**config, "config": {**config["config"], "name": "float32"}}, True
+    out, changed = {}, False
+    for key, value in config.items():
+        reduced = key == "dtype" and isinstance(value, str) and value in _REDUCED
+        value, hit = ("float32", True) if reduced else _float32_config(value)
+        out[key] = value
+        changed = changed or hit
+    return out, changed
+
+
+def load_keras_float32(path: str):
+    """A ``.keras`` file as a float32 model. A model trained with ``--precision
+    mixed_bfloat16`` (trainers.run's default on CPUs with AVX512_BF16) or ``mixed_float16``
+    is saved with that policy; TFLite has no built-in bfloat16 kernels, so the model is
+    rebuilt from its config with float32 policies and the (float32) weights loaded."""
+    import zipfile
+
+    import keras
+
+    import keras_archs  # noqa: F401  (registers the custom layers)
+
+    with zipfile.ZipFile(path) as archive:
+        config, changed = _float32_config(json.loads(archive.read("config.json")))
+    if not changed:
+        return keras.saving.load_model(path, compile=False)
+    model = keras.saving.deserialize_keras_object(config)
+    model.load_weights(path)
+    return model
+
+
 def load_model(
     arch: str | None,
     weights: str | None = None,
@@ -211,14 +331,13 @@ def load_model(
 
     Registry builds use ``classifier_activation=None`` (logits) and no auxiliary heads.
     """
-    import keras
 
     import keras_archs
 
     if weights and not os.path.exists(weights):
         raise ExportError(f"--weights file not found: {weights}")
     if weights and weights.endswith(".keras"):
-        return keras.saving.load_model(weights, compile=False)
+        return load_keras_float32(weights)
     if not arch:
         raise ExportError("--arch is needed unless --weights is a .keras file.")
     try:
@@ -315,6 +434,9 @@ def _write_archive(archive, path: str) -> None:
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
     try:
         archive.write_out(tmp, verbose=False)
+        from trainers.outputs import public_mode
+
+        public_mode(tmp, directory=True)  # mkdtemp made it 0700
         if os.path.isdir(path):
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -346,11 +468,21 @@ def dataset_images(spec: str, prep: Preprocessing, *, split: str, limit: int, da
     return np.concatenate(images), np.concatenate(labels).astype(np.int32), info.class_names
 
 
-def representative_images(spec: str, prep: Preprocessing, limit: int = 200, data_dir: str | None = None) -> np.ndarray:
-    """Calibration images for int8: real training images, preprocessed like the model's input
-    (a ``folder:`` dataset without ``train``/``test`` subfolders is all training split)."""
-    images, *_ = dataset_images(spec, prep, split="train", limit=limit, data_dir=data_dir)
-    return images
+def export_class_names(labels: str | None, weights: str | None, num_classes: int) -> list[str] | None:
+    """The class names the card records: ``--labels`` (``fashion_mnist`` or a text file),
+    else those recorded for ``weights`` (:func:`recorded_class_names`), else ``None``."""
+    from trainers.predict import PredictError, resolve_labels
+
+    recorded, source = (None, None) if labels else recorded_class_names(weights)
+    if recorded is not None and len(recorded) != num_classes:
+        raise ExportError(
+            f"{source} lists {len(recorded)} class names but the model has {num_classes} outputs; "
+            "pass --labels (fashion_mnist or a text file, one name a line)."
+        )
+    try:
+        return resolve_labels(labels, recorded, num_classes) if labels or recorded else None
+    except PredictError as e:
+        raise ExportError(str(e)) from None
 
 
 def parity_data(prep: Preprocessing, n: int, seed: int = 0):
@@ -465,9 +597,12 @@ def export(
     model=None,
     command: str | None = None,
     extra_card: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Export one model; returns its model card (also written as ``<name>.json``).
 
+    ``output`` defaults to :func:`default_output`; an existing output file or card is an
+    :class:`ExportError` unless ``overwrite``.
     ``model`` may be given directly (a Keras model) instead of ``arch``/``weights``.
     ``baseline``: a ``.keras`` file of the float model (e.g. before pruning) whose accuracy on
     the same labelled parity images the card compares with the exported file's
@@ -509,24 +644,31 @@ def export(
     except ValueError as e:
         raise ExportError(str(e)) from None
 
-    class_names = None
-    if labels:
-        from trainers.predict import PredictError, resolve_labels
+    num_classes = int(_main_output(model.output).shape[-1])
+    class_names = export_class_names(labels, weights, num_classes)
 
-        try:
-            class_names = resolve_labels(labels, None, int(_main_output(model.output).shape[-1]))
-        except PredictError as e:
-            raise ExportError(str(e)) from None
-
-    output = output or os.path.join(DEFAULT_OUTPUT_ROOT, arch)
+    output = output or default_output(arch, weights)
     quant_tag = {"none": "float32"}.get(quantize, quantize)
-    name = name or (f"{arch}_savedmodel" if fmt == "savedmodel" else f"{arch}_{quant_tag}")
+    stem = default_stem(arch, weights)
+    name = name or (f"{stem}_savedmodel" if fmt == "savedmodel" else f"{stem}_{quant_tag}")
     target = os.path.join(output, name if fmt == "savedmodel" else f"{name}.tflite")
     card_path = os.path.join(output, f"{name}.json")
+    from trainers.outputs import refuse_overwrite
+
+    try:
+        refuse_overwrite([target, card_path], overwrite=overwrite)
+    except FileExistsError as e:
+        raise ExportError(str(e)) from None
 
     rep = None
     if quantize == "int8":
-        rep_images = representative_images(representative_data, prep, representative_count, data_dir)
+        # Calibration: real training images, preprocessed like the model's input (a folder:
+        # dataset without train/ test/ subfolders is all training split).
+        rep_images, _, rep_names = dataset_images(
+            representative_data, prep, split="train", limit=representative_count, data_dir=data_dir
+        )
+        if class_names is None and len(rep_names) == num_classes:
+            class_names = list(rep_names)
 
         def rep():
             for image in rep_images:
@@ -557,7 +699,7 @@ def export(
         "weight_sparsity": round(weight_sparsity(model), 4),
         "preprocessing": prep.describe(),
         "output": output_kind(model),
-        "classes": int(_main_output(model.output).shape[-1]),
+        "classes": num_classes,
         "auxiliary_heads": "dropped (only the main output is exported)",
         "versions": _versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -686,8 +828,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quantize", default="none", help="none | float16 | dynamic | int8 (tflite only)")
     p.add_argument("--representative_data", help="int8 calibration images: fashion_mnist | folder:/path | a TFDS name")
     p.add_argument("--representative_count", type=int, default=200, help="calibration images (default 200)")
-    p.add_argument("--output", help="output directory (default saved_models/<arch>/)")
-    p.add_argument("--name", help="file stem (default <arch>_<quantization> or <arch>_savedmodel)")
+    p.add_argument("--output", help="output directory (default: the run folder holding --weights, else exports/<arch>/)")
+    p.add_argument("--name", help="file stem (default <arch or weights stem>_<quantization> or ..._savedmodel)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files (refused otherwise)")
     p.add_argument("--image_size", type=int, help="input size for registry builds (default: the model's)")
     p.add_argument("--classes", type=int, help="classes for registry builds (default: the model's)")
     p.add_argument("--preprocessing", help="augmentation policy whose eval transform the model expects "
@@ -695,13 +838,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parity_images", type=int, default=100, help="images for the parity report (0: none)")
     p.add_argument("--sparse", action="store_true", help="store pruned weights in TFLite's sparse format")
     p.add_argument("--data_dir", help="where datasets are read from")
-    p.add_argument("--labels", help="class names for the card: fashion_mnist or a text file, one name a line")
+    p.add_argument("--labels", help="class names for the card: fashion_mnist or a text file, one name a line "
+                   "(default: the run's plan.json beside --weights)")  # fmt: skip
     p.add_argument("--baseline", help="float .keras model (e.g. before pruning) to measure the accuracy drop against")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's native start-up log lines")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from trainers import quiet
+
+    quiet.import_tensorflow(verbose=args.verbose)
     command = shlex.join(["python", "-m", "trainers.export", *(sys.argv[1:] if argv is None else argv)])
     try:
         card = export(
@@ -722,6 +870,7 @@ def main(argv: list[str] | None = None) -> int:
             labels=args.labels,
             baseline=args.baseline,
             command=command,
+            overwrite=args.overwrite,
         )
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)

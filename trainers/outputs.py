@@ -23,8 +23,31 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
+def umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def public_mode(path: str, *, directory: bool = False) -> None:
+    """Give a temp file (``mkstemp``: 0600) or directory (``mkdtemp``: 0700) the mode a
+    plain ``open()`` / ``os.makedirs`` would have created: 0666 / 0777 minus the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+
+
 def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename the temp file onto ``path`` (same directory)."""
+    """Call ``write(tmp_path)`` then rename the temp file onto ``path`` (same directory).
+
+    The file gets the permissions a plain ``open(path, "w")`` would give it: an existing
+    file's mode is kept, a new one gets 0666 minus the umask (usually 0644)."""
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
     base, ext = os.path.splitext(os.path.basename(path))
@@ -32,10 +55,24 @@ def atomic_write(path: str, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        if os.path.isfile(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        else:
+            public_mode(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def refuse_overwrite(paths: Sequence[str], *, overwrite: bool = False) -> None:
+    """Raise ``FileExistsError`` (a one-line message naming the fix) if any of ``paths``
+    exists and ``overwrite`` is false; call it before doing any work."""
+    existing = [p for p in paths if os.path.lexists(p)]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{existing[0]} already exists; pass --overwrite to replace it, or choose another --output."
+        )
 
 
 def atomic_write_text(path: str, text: str) -> None:
@@ -99,8 +136,10 @@ def plot_history(path: str, history: Sequence[dict[str, Any]], title: str = "") 
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    axes[2].plot(epochs, [row.get("lr") for row in history], marker="o")
-    axes[2].set_yscale("log")
+    rates = [row.get("lr") for row in history]
+    axes[2].plot(epochs, rates, marker="o")
+    if all(r is not None and r > 0 for r in rates):  # a schedule that ends at 0 cannot be log-scaled
+        axes[2].set_yscale("log")
     axes[2].set_title("learning rate (end of epoch)")
     axes[2].set_xlabel("epoch")
     axes[2].grid(alpha=0.3)

@@ -7,7 +7,11 @@
 ``.keras`` file (e.g. a ``trainers.run`` ``best.keras``). The preprocessing comes from the
 model card written next to the model (``<stem>.json``), else from the run's ``plan.json``
 or ``--preprocessing``; labels from ``--labels`` (``fashion_mnist`` or a text file with one
-name per line), else the card's ``class_names``, else class indices.
+name per line), else the card's ``class_names`` (trainers.export records them), else the
+run's ``plan.json`` beside a ``.keras`` file, else class indices.
+
+A ``.tflite`` file with its card runs on LiteRT (``ai_edge_litert``) alone: images are read
+with Pillow and resized in numpy, and TensorFlow is not imported.
 """
 
 from __future__ import annotations
@@ -29,20 +33,29 @@ class PredictError(ValueError):
 
 
 def load_image(path: str) -> np.ndarray:
-    """A uint8 ``[H, W, C]`` image (1, 3 or 4 channels) from a JPEG/PNG/BMP/GIF file."""
-    import tensorflow as tf
+    """A uint8 ``[H, W, C]`` image (1, 3 or 4 channels) from a JPEG/PNG/BMP/GIF file (the
+    first frame of an animation), read with Pillow: grey (+ alpha) gives 1 channel, 16-bit
+    grey is scaled to 8 bits, palettes and other colour spaces become RGB (RGBA with
+    transparency)."""
+    from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
         raise PredictError(f"image not found: {path}")
     try:
-        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False, dtype=tf.uint8)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
-        raise PredictError(
-            f"not a readable image: {path} (JPEG, PNG, BMP or GIF expected; decoder said: {e.message.splitlines()[0]})"
-        ) from None
-    if image.shape[-1] == 2:  # grey + alpha
-        image = image[..., :1]
-    return image.numpy()
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            if mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit grey
+                return np.clip(np.round(np.asarray(image, np.float64) / 257.0), 0, 255).astype(np.uint8)[..., None]
+            if mode in ("1", "L", "LA"):
+                image = image.convert("L")
+            elif mode not in ("RGB", "RGBA"):
+                image = image.convert("RGBA" if mode in ("PA", "RGBa") or "transparency" in image.info else "RGB")
+            pixels = np.asarray(image, np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise PredictError(f"not a readable image: {path} (JPEG, PNG, BMP or GIF expected; decoder said: {first})") from None
+    return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
 def card_path_for(model_path: str) -> str:
@@ -57,7 +70,9 @@ def read_card(model_path: str) -> dict | None:
     return None
 
 
-def resolve_labels(labels: str | None, card: dict | None, num_classes: int) -> list[str]:
+def resolve_labels(labels: str | None, default: list[str] | None, num_classes: int) -> list[str]:
+    """Class names: ``labels`` (``fashion_mnist`` or a text file, one name a line), else
+    ``default`` (e.g. a model card's ``class_names``), else the class indices as text."""
     if labels:
         if labels.strip().lower().replace("-", "_") == "fashion_mnist":
             from trainers.data import FASHION_MNIST_CLASSES
@@ -68,8 +83,8 @@ def resolve_labels(labels: str | None, card: dict | None, num_classes: int) -> l
                 names = [line.strip() for line in f if line.strip()]
         else:
             raise PredictError(f"--labels must be 'fashion_mnist' or a text file with one class name per line: {labels}")
-    elif card and card.get("class_names"):
-        names = list(card["class_names"])
+    elif default:
+        names = list(default)
     else:
         return [str(i) for i in range(num_classes)]
     if len(names) != num_classes:
@@ -87,6 +102,7 @@ class Predictor:
             raise PredictError(f"model not found: {model_path}")
         self.path = model_path
         self.card = read_card(model_path)
+        self.class_names: list[str] | None = (self.card or {}).get("class_names")
         if model_path.endswith(".tflite"):
             self._init_tflite(preprocessing)
         elif os.path.isdir(model_path):
@@ -115,6 +131,7 @@ class Predictor:
             self.kind = "keras"
             self.num_classes = int(export._main_output(self.model.output).shape[-1])
             self.output = export.output_kind(self.model)
+            self.class_names = self.class_names or export.recorded_class_names(model_path)[0]
         else:
             raise PredictError(f"--model must be a .tflite file, a .keras file or a SavedModel directory: {model_path}")
 
@@ -141,22 +158,25 @@ class Predictor:
         self.num_classes = int(out_detail["shape"][-1])
 
     def predict(self, images: list[np.ndarray]) -> np.ndarray:
-        import tensorflow as tf
-
+        """Class probabilities ``[len(images), classes]`` (TensorFlow is used only for
+        SavedModel and ``.keras`` files)."""
         from trainers import export, tflite_utils
 
         probs = []
         for image in images:
             if self.kind == "savedmodel":
+                import tensorflow as tf
+
                 out = self._serving(images=tf.constant(image[None], tf.float32))["probabilities"].numpy()
             else:
-                pixels = export.resize_crop(image, self.prep).numpy()
+                pixels = export.resize_crop_numpy(image, self.prep)
                 if self.kind == "tflite":
                     out = tflite_utils.run_signature(self.interpreter, pixels, output=self.output)
                 else:
                     out = export.keras_outputs(self.model, pixels, self.prep)
                 if self.output == "logits":
-                    out = tf.nn.softmax(out, axis=-1).numpy()
+                    out = np.exp(out - out.max(axis=-1, keepdims=True))
+                    out = out / out.sum(axis=-1, keepdims=True)
             probs.append(out[0])
         return np.stack(probs)
 
@@ -170,7 +190,7 @@ def predict(model: str, image_paths: list[str], *, top_k: int = 5, labels: str |
         raise PredictError(f"--top_k must be >= 1, got {top_k}.")
     images = [load_image(p) for p in image_paths]  # fail on a bad file before loading the model
     predictor = Predictor(model, preprocessing)
-    names = resolve_labels(labels, predictor.card, predictor.num_classes)
+    names = resolve_labels(labels, predictor.class_names, predictor.num_classes)
     probs = predictor.predict(images)
     results = []
     for row in probs:
@@ -186,7 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top_k", type=int, default=5)
     p.add_argument("--labels", help="fashion_mnist, or a text file with one class name per line")
     p.add_argument("--preprocessing", help="augmentation policy whose eval transform to use (default: the card's)")
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's native start-up log lines")
     args = p.parse_args(argv)
+    from trainers import quiet
+
+    quiet.set_verbose(args.verbose)
+    if not args.model.endswith(".tflite"):  # a .tflite file runs on LiteRT alone
+        quiet.import_tensorflow(verbose=args.verbose)
     try:
         results = predict(args.model, args.images, top_k=args.top_k, labels=args.labels, preprocessing=args.preprocessing)
     except PredictError as e:

@@ -15,7 +15,12 @@ than ``min_weights`` entries are left dense. The model keeps its
 architecture (zeros are ordinary values): save it as ``.keras`` and export it with
 ``trainers.export --sparse`` (TFLite sparse storage) or measure its gzip'd size.
 
-    python -m trainers.prune --weights runs/sq/best.keras --output runs/sq/pruned.keras
+    python -m trainers.prune --weights runs/sq/best.keras    # -> runs/sq/squeezenet1_1_pruned.keras
+
+Without ``--output`` the pruned file goes beside ``--weights`` when that is a trainers.run
+folder (it has a ``plan.json``), else to ``exports/<arch>/``; an existing output file is an
+error (exit code 2, checked before any training) unless ``--overwrite`` is given. The card
+``<output stem>.json`` records the preprocessing and the class names for trainers.export.
 
 The command-line defaults are the recipe of the shipped SqueezeNet 1.1 (60 % global
 sparsity, ramped over the first half of 4 epochs of Adam at 3e-4): 0.06 points below the
@@ -31,6 +36,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+if __name__ == "__main__":  # the CLI: TensorFlow's start-up lines hidden unless --verbose
+    from trainers import quiet
+
+    quiet.import_tensorflow(verbose="--verbose" in sys.argv[1:])
 
 import keras
 import numpy as np
@@ -252,7 +262,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m trainers.prune", description="Magnitude-prune and fine-tune a model.")
     p.add_argument("--weights", required=True, help=".keras file to prune (a trainers.run best.keras)")
-    p.add_argument("--output", required=True, help="where to write the pruned .keras file")
+    p.add_argument("--output", help="the pruned .keras file (default: <stem>_pruned.keras in the run folder holding "
+                   "--weights, else in exports/<arch>/)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file (refused otherwise)")
     p.add_argument("--final_sparsity", type=float, default=0.6)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--steps_per_epoch", type=int, default=None)
@@ -265,12 +277,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="fashion_mnist")
     p.add_argument("--data_dir")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's native start-up log lines")
     args = p.parse_args(argv)
 
     import keras_archs  # noqa: F401  (registers the custom layers the .keras file may use)
 
+    if not (os.path.isfile(args.weights) and args.weights.endswith(".keras")):
+        print(f"error: --weights {args.weights} is not a .keras file; pass a trainers.run best.keras.", file=sys.stderr)
+        return 2
     keras.utils.set_random_seed(args.seed)
     model = keras.saving.load_model(args.weights, compile=False)
+    output = args.output or os.path.join(
+        export.default_output(model.name, args.weights), f"{export.default_stem(model.name, args.weights)}_pruned.keras"
+    )
+    try:  # before any training: minutes of work must not end in a refusal
+        outputs.refuse_overwrite([output, os.path.splitext(output)[0] + ".json"], overwrite=args.overwrite)
+    except FileExistsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     size, channels = export.model_input_spec(model)
     policy = args.preprocessing or export.recorded_policy(args.weights)[0] or export.default_policy(model.name)
     prep = export.preprocessing_for(policy, size, channels)
@@ -286,12 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     after = evaluate(model, test)
     report = sparsity_report(model)
     print(f"test accuracy after pruning to {report['total']:.3f} sparsity: {after:.4f} (was {before:.4f})", flush=True)
-    outputs.save_keras(uncompiled_copy(model), args.output)
-    stem = os.path.splitext(args.output)[0]
+    outputs.save_keras(uncompiled_copy(model), output)
     outputs.write_json(
-        stem + ".json",
+        os.path.splitext(output)[0] + ".json",
         {
             "arch": model.name, "source_weights": args.weights, "preprocessing": prep.describe(),
+            "class_names": export.recorded_class_names(args.weights)[0] or list(info.class_names),
             "final_sparsity": args.final_sparsity, "scope": args.scope, "prune_fraction": args.prune_fraction,
             "epochs": args.epochs, "steps_per_epoch": steps,
             "lr": args.lr, "test_accuracy_before": before, "test_accuracy_after": after,
@@ -299,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": " ".join(["python -m trainers.prune", *(sys.argv[1:] if argv is None else argv)]),
         },
     )  # fmt: skip
+    print(f"wrote {output}", flush=True)
     return 0
 
 

@@ -32,6 +32,7 @@ import keras
 import tensorflow as tf
 
 import keras_archs
+from trainers import augment
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
 SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "plateau")
@@ -665,7 +666,9 @@ def resolve(
         raise ValueError(f"epochs must be positive, got {n_epochs}.")
     total = n_epochs * spe
     warmup_steps = min(warmup_steps, total)
-    mixup = recipe.mixup_alpha if num_train >= recipe.mixup_min_examples else 0.0
+    # The augmentation policy's alpha (``--augment mixup``) wins over the recipe's.
+    alpha = augment.get_policy(recipe.augment).mixup_alpha or recipe.mixup_alpha
+    mixup = alpha if num_train >= recipe.mixup_min_examples else 0.0
     return Plan(
         recipe=recipe,
         base_lr=float(lr) if lr is not None else scaled_lr(recipe, batch),

@@ -77,6 +77,7 @@ flags.DEFINE_enum(
 )  # fmt: skip
 flags.DEFINE_bool("mixed_precision", False, "Same as --precision mixed_float16 (kept for old command lines).")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's native start-up log lines (oneDNN, absl; hidden by default).")
 flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<arch>_<dataset>_<time>).")
 flags.DEFINE_bool("resume", False, "Continue the run saved in --model_dir.")
 flags.DEFINE_integer("seed", 0, "Random seed (initialisation, validation split, shuffling, augmentation).")
@@ -497,6 +498,9 @@ def main(argv) -> int:
         return EXIT_USAGE
     from absl import logging
 
+    from trainers import quiet
+
+    quiet.import_tensorflow(verbose=FLAGS.verbose)  # before anything imports TensorFlow
     from trainers.loop import TrainingDivergedError
 
     logging.set_verbosity(logging.WARNING)

@@ -245,10 +245,13 @@ def make_interpreter(model: bytes | str, num_threads: int | None = None):
 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from trainers.quiet import quietly
+
     source = {"model_content": bytes(model)} if isinstance(model, bytes | bytearray) else {"model_path": str(model)}
-    interpreter = Interpreter(**source, num_threads=num_threads)
     try:
-        interpreter.allocate_tensors()
+        with quietly():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
+            interpreter = Interpreter(**source, num_threads=num_threads)
+            interpreter.allocate_tensors()
     except RuntimeError as e:
         if "XNNPACK" not in str(e):
             raise
