@@ -410,3 +410,21 @@ def test_plan_summary_is_json():
     plan = resolve(RECIPES["bit"], num_train=1000, global_batch=8)
     json.dumps(plan.summary())
     assert dataclasses.asdict(plan.schedule)["kind"] == "step"
+
+
+def test_ten_crop_evaluation_averages_the_crops_probabilities(tmp_path):
+    """--eval_crops 10: ten copies of one image score exactly as the image alone; ten
+    different crops score as the mean of their softmax probabilities."""
+    trainer = lenet_trainer(tmp_path / "ten")
+    x, y = synthetic(8, 32, 1, 10, seed=4)
+    labels = y.astype("int32")
+    single = trainer.evaluate(tf.data.Dataset.from_tensor_slices((x, labels)).batch(4))
+    tens = np.repeat(x[:, None], 10, axis=1)
+    repeated = trainer.evaluate(tf.data.Dataset.from_tensor_slices((tens, labels)).batch(4))
+    assert repeated["accuracy"] == single["accuracy"] and repeated["examples"] == 8
+    np.testing.assert_allclose(repeated["loss"], single["loss"], rtol=1e-5)
+    crops = np.random.default_rng(0).uniform(-1, 1, (8, 10, 32, 32, 1)).astype("float32")
+    probs = tf.nn.softmax(trainer.model(crops.reshape(80, 32, 32, 1))).numpy().reshape(8, 10, 10).mean(1)
+    mixed = trainer.evaluate(tf.data.Dataset.from_tensor_slices((crops, labels)).batch(4))
+    assert mixed["accuracy"] == np.mean(probs.argmax(-1) == labels)
+    np.testing.assert_allclose(mixed["loss"], -np.mean(np.log(probs[np.arange(8), labels])), rtol=1e-4)

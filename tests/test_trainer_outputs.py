@@ -101,7 +101,7 @@ def test_augment_mixup_gives_soft_labels():
     assert recipes.resolve(finetune, num_train=1_000, global_batch=8).mixup_alpha == 0.0
     assert recipes.resolve(finetune, num_train=20_000, global_batch=8).mixup_alpha == 0.2
     # Policies without mixup leave the recipe's own alpha alone.
-    assert run.with_policy_mixup(recipes.get_recipe("finetune")).mixup_alpha == 0.1
+    assert recipes.resolve(recipes.get_recipe("finetune"), num_train=20_000, global_batch=8).mixup_alpha == 0.1
 
 
 # ----------------------------------------------------------------------------- start-up lines

@@ -122,6 +122,9 @@ class Trainer:
             accuracy (0: never).
         progress: show a progress line within each epoch (a bar on a terminal, a plain line
             every tenth of the epoch otherwise).
+        refresh_seconds: ``last.keras`` and ``curves.png`` are rewritten at most this often
+            (and always after the last epoch); the resume state, ``best.keras`` and the
+            history are written after every epoch.
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class Trainer:
         loss_scale: bool = False,
         early_stopping_patience: int = 0,
         progress: bool = True,
+        refresh_seconds: float = 0.0,
     ) -> None:
         self.plan = plan
         self.recipe = plan.recipe
@@ -148,6 +152,8 @@ class Trainer:
         self._log = log
         self.early_stopping_patience = int(early_stopping_patience)
         self.progress = progress
+        self.refresh_seconds = float(refresh_seconds)
+        self._refreshed_at = -math.inf
         self.jit_compile = bool(jit_compile) and self.replicas == 1
         if jit_compile and self.replicas > 1:
             self.log("note: --jit_compile is applied only with one replica; ignored under distribution.")
@@ -466,6 +472,7 @@ class Trainer:
             )
             for callback in self.callbacks:
                 callback(self, record)
+        self._refresh_outputs(force=True)
         return self.history
 
     def _check_finite(self, loss_sum: float, epoch: int, step: int) -> None:
@@ -520,9 +527,8 @@ class Trainer:
         if not self.chief or not self.model_dir:
             return
         paths = self._paths()
-        with self.ema_weights():
-            outputs.save_keras(self.model, paths["last"])
-            if improved:
+        if improved:
+            with self.ema_weights():
                 outputs.save_keras(self.model, paths["best"])
         if writers:
             outputs.write_scalars(
@@ -534,7 +540,20 @@ class Trainer:
                 )
         outputs.write_history_csv(paths["history_csv"], self.history)
         outputs.write_json(paths["history_json"], self.history)
+        self._refresh_outputs()
+
+    def _refresh_outputs(self, force: bool = False) -> None:
+        """``last.keras`` and ``curves.png``: after the last epoch, else at most every
+        ``refresh_seconds`` (a short epoch should not spend its time plotting)."""
+        if not self.chief or not self.model_dir or not self.history:
+            return
+        if not force and time.time() - self._refreshed_at < self.refresh_seconds:
+            return
+        paths = self._paths()
+        with self.ema_weights():
+            outputs.save_keras(self.model, paths["last"])
         outputs.plot_history(paths["png"], self.history, title=self.model.name)
+        self._refreshed_at = time.time()
 
 
 class ProgressLine:

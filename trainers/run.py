@@ -444,6 +444,7 @@ def run(argv=None) -> int:
         log=log,
         loss_scale=policy_name == "mixed_float16",
         early_stopping_patience=FLAGS.early_stopping_patience,
+        refresh_seconds=30.0,
     )
     if trainer.has_state() and not FLAGS.resume:
         raise UsageError(f"{model_dir} already holds a run; pass --resume to continue it or choose another --model_dir.")
