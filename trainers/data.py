@@ -240,15 +240,25 @@ def _relabel_table(classes: tuple[int, ...]) -> tf.Tensor:
     return tf.constant(table)
 
 
+# A selection this small (decoded) is kept in memory after its first pass, so later epochs
+# do not walk the whole source again to pick it out.
+CACHE_LIMIT_BYTES = 1 << 30
+
+
 def take_examples(ds: tf.data.Dataset, indices: np.ndarray, classes: tuple[int, ...] | None = None) -> tf.data.Dataset:
-    """The examples of ``ds`` at ``indices`` (in dataset order), relabelled by ``classes``."""
+    """The examples of ``ds`` at ``indices`` (in dataset order), relabelled by ``classes``;
+    cached in memory when their size is known and at most :data:`CACHE_LIMIT_BYTES`."""
     size = int(indices.max()) + 1 if len(indices) else 1
     mask = np.zeros(size, bool)
     mask[indices] = True
     mask_t = tf.constant(mask)
     picked = ds.enumerate().filter(lambda i, ex: i < size and tf.gather(mask_t, tf.minimum(i, size - 1)))
     picked = picked.map(lambda i, ex: ex)
-    return relabel(picked, classes) if classes is not None else picked
+    picked = relabel(picked, classes) if classes is not None else picked
+    image = picked.element_spec[0]
+    if image.shape.is_fully_defined() and len(indices) * image.shape.num_elements() * image.dtype.size <= CACHE_LIMIT_BYTES:
+        picked = picked.cache()
+    return picked
 
 
 def relabel(ds: tf.data.Dataset, classes: tuple[int, ...]) -> tf.data.Dataset:
