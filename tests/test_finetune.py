@@ -93,22 +93,29 @@ def test_skip_head_from_a_torchvision_file(tmp_path):
         keras_archs.get_model("resnet34", weights=str(path), classes=10, input_shape=(64, 64, 3), skip_head=True)
 
 
-def test_head_finetuning_freezes_the_backbone_and_trains_the_head(resnet20_file):
-    path, _ = resnet20_file
+def _finetune_trainer(path, mode: str) -> Trainer:
     recipe = RECIPES["finetune"]
     plan = resolve(recipe, num_train=32, global_batch=8, epochs=1)
-    trainer = Trainer(
+    return Trainer(
         lambda: run.build_model("resnet20", image_size=32, channels=1, classes=3, recipe=recipe,
-                                weights=str(path), finetune="head", log=lambda m: None),
+                                weights=str(path), finetune=mode, log=lambda m: None),
         plan,
         log=lambda m: None,
     )  # fmt: skip
-    model = trainer.model
-    assert [v.path for v in model.trainable_variables] == [v.path for v in model.get_layer("predictions").weights]
-    before = _values(model)
+
+
+def _train_a_little(trainer: Trainer) -> tuple[dict, dict]:
+    before = _values(trainer.model)
     x, y = synthetic(32, 32, 1, 3)
     trainer.fit(train_fn_of(x, y, 3, 8))
-    after = _values(model)
+    return before, _values(trainer.model)
+
+
+def test_head_finetuning_freezes_the_backbone_and_trains_the_head(resnet20_file):
+    trainer = _finetune_trainer(resnet20_file[0], "head")
+    model = trainer.model
+    assert [v.path for v in model.trainable_variables] == [v.path for v in model.get_layer("predictions").weights]
+    before, after = _train_a_little(trainer)
     moved = [k for k in before if not np.array_equal(before[k], after[k])]
     assert moved and all(k.startswith("predictions/") for k in moved), moved
     bn_stats = [k for k in before if "moving_" in k]
@@ -116,17 +123,5 @@ def test_head_finetuning_freezes_the_backbone_and_trains_the_head(resnet20_file)
 
 
 def test_full_finetuning_trains_the_backbone_too(resnet20_file):
-    path, _ = resnet20_file
-    recipe = RECIPES["finetune"]
-    plan = resolve(recipe, num_train=32, global_batch=8, epochs=1)
-    trainer = Trainer(
-        lambda: run.build_model("resnet20", image_size=32, channels=1, classes=3, recipe=recipe,
-                                weights=str(path), finetune="full", log=lambda m: None),
-        plan,
-        log=lambda m: None,
-    )  # fmt: skip
-    before = _values(trainer.model)
-    x, y = synthetic(32, 32, 1, 3)
-    trainer.fit(train_fn_of(x, y, 3, 8))
-    after = _values(trainer.model)
+    before, after = _train_a_little(_finetune_trainer(resnet20_file[0], "full"))
     assert not np.array_equal(before["conv1_conv/kernel"], after["conv1_conv/kernel"])

@@ -433,7 +433,7 @@ SHUFFLENET_V2 = Recipe(
 
 # Not a paper's ImageNet recipe: the settings for a fixed, small budget of epochs, used by the
 # demo (ResNet-20 on Fashion-MNIST in a few CPU minutes).
-BUDGETED = Recipe(
+BUDGETED = WRN_CIFAR.replace(
     name="budgeted",
     paper="Li, Yumer & Ramanan 2020, Budgeted Training: Rethinking Deep Neural Network Training Under "
     "Resource Constraints",
@@ -441,15 +441,10 @@ BUDGETED = Recipe(
     "Goyal et al. 2017, Section 2.2: gradual (linear) warm-up; SGD Nesterov momentum 0.9, lr 0.1 at batch 128, "
     "weight decay 5e-4 and the pad-and-crop augmentation are the CIFAR settings of Zagoruyko & Komodakis 2016 "
     "(Section 4) and He et al. 2015 (Section 4.2)",
-    optimizer="sgd",
-    nesterov=True,
-    lr=0.1,
-    batch_size=128,
     epochs=4,
-    weight_decay=5e-4,
+    dropout=None,
     warmup_epochs=0.5,
     schedule=Schedule("linear", end_multiplier=0.0),
-    augment="cifar",
     notes="The budget (4 epochs by default) is --epochs; the schedule stretches to fit it.",
 )
 
