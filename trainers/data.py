@@ -105,23 +105,40 @@ def load_dataset(
     """
     split = _canonical_split(split)
     spec = spec.strip()
-    if spec.lower().startswith("folder:"):
-        return _load_folder(Path(spec[len("folder:") :]).expanduser(), split)
-    if spec.lower().replace("-", "_") == "fashion_mnist":
+    kind = _source_kind(spec)
+    if kind == "folder":
+        return _load_folder(_folder_root(spec), split)
+    if kind == "fashion_mnist":
         return _load_fashion_mnist(split, data_dir)
-    if spec.lower().startswith("synthetic"):
+    if kind == "synthetic":
         return _load_synthetic(spec, split)
     return _load_tfds(spec, split, data_dir)
+
+
+def _source_kind(spec: str) -> str:
+    """``"folder"``, ``"fashion_mnist"``, ``"synthetic"`` or ``"tfds"`` for a dataset spec."""
+    key = spec.strip().lower()
+    if key.startswith("folder:"):
+        return "folder"
+    if key.replace("-", "_") == "fashion_mnist":
+        return "fashion_mnist"
+    if key.startswith("synthetic"):
+        return "synthetic"
+    return "tfds"
+
+
+def _folder_root(spec: str) -> Path:
+    return Path(spec.strip()[len("folder:") :]).expanduser()
 
 
 def has_validation_split(spec: str, data_dir: str | None = None) -> bool:
     """Whether the dataset has its own validation split *and* a separate test split
     (a TFDS dataset with both, or a folder with ``val``/``validation`` beside ``test``)."""
-    spec = spec.strip()
-    if spec.lower().startswith("folder:"):
-        root = Path(spec[len("folder:") :]).expanduser()
+    kind = _source_kind(spec)
+    if kind == "folder":
+        root = _folder_root(spec)
         return (root / "test").is_dir() and any((root / n).is_dir() for n in ("val", "validation"))
-    if spec.lower().replace("-", "_") == "fashion_mnist" or spec.lower().startswith("synthetic"):
+    if kind != "tfds":
         return False
     try:
         import tensorflow_datasets as tfds
@@ -138,15 +155,14 @@ def split_labels(spec: str, split: str = "train", data_dir: str | None = None) -
     without decoding images where the source allows it (IDX files, folder listings, TFDS
     with its image decoder skipped)."""
     split = _canonical_split(split)
-    spec = spec.strip()
-    if spec.lower().startswith("folder:"):
-        root = Path(spec[len("folder:") :]).expanduser()
-        ds, info = _load_folder(root, split)
+    kind = _source_kind(spec)
+    if kind == "folder":
+        _, info = _load_folder(_folder_root(spec), split)
         return np.asarray(_folder_scan(Path(info.source), info.class_names).labels, np.int32)
-    if spec.lower().startswith("synthetic"):
+    if kind == "synthetic":
         return _synthetic_arrays(spec, split)[1]
-    ds, _ = load_dataset(spec, split, data_dir=data_dir)
-    if spec.lower().replace("-", "_") == "fashion_mnist":
+    if kind == "fashion_mnist":
+        ds, _ = load_dataset(spec, split, data_dir=data_dir)
         return np.concatenate([y.numpy() for _, y in ds.batch(8192)]).astype(np.int32)
     return _tfds_labels(spec, split, data_dir)
 

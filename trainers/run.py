@@ -168,6 +168,8 @@ def load_splits(spec: str, data_dir: str | None, *, validation_split: float, see
     of what is trained on, selected on and tested on."""
     import dataclasses
 
+    import numpy as np
+
     from trainers import data
 
     try:
@@ -176,6 +178,12 @@ def load_splits(spec: str, data_dir: str | None, *, validation_split: float, see
     except (FileNotFoundError, KeyError, NotImplementedError) as e:
         raise UsageError(f"cannot load dataset {spec!r}: {e}") from None
     own_validation = train and data.has_validation_split(spec, data_dir)
+
+    def count_kept(split: str) -> int:
+        """Examples of ``split`` in the kept classes."""
+        labels = data.split_labels(spec, split, data_dir)
+        return len(labels) if classes is None else int(np.isin(labels, classes).sum())
+
     names = info.class_names
     if classes is not None:
         unknown = [c for c in classes if not 0 <= c < info.num_classes]
@@ -183,9 +191,7 @@ def load_splits(spec: str, data_dir: str | None, *, validation_split: float, see
             raise UsageError(f"--classes {unknown} out of range: {info.name} has classes 0..{info.num_classes - 1}.")
         raw_test = data.relabel(raw_test, classes)
         names = tuple(info.class_names[c] for c in classes)
-    if classes is not None:
-        test_labels = data.split_labels(spec, "test", data_dir)
-        info = dataclasses.replace(info, num_test=int(sum((test_labels == c).sum() for c in classes)))
+        info = dataclasses.replace(info, num_test=count_kept("test"))
     info = dataclasses.replace(info, num_classes=len(names), class_names=names)
     if not train:
         return None, None, raw_test, info
@@ -207,9 +213,7 @@ def load_splits(spec: str, data_dir: str | None, *, validation_split: float, see
         raw_validation, val_info = data.load_dataset(spec, "validation", data_dir=data_dir)
         if classes is not None:
             raw_validation = data.relabel(raw_validation, classes)
-        val_labels = data.split_labels(spec, "validation", data_dir)
-        kept = len(val_labels) if classes is None else int(sum((val_labels == c).sum() for c in classes))
-        info = dataclasses.replace(info, num_validation=kept)
+        info = dataclasses.replace(info, num_validation=count_kept("validation"))
         log(f"validation: the dataset's own '{val_info.split}' split ({info.num_validation} examples)")
     elif raw_validation is not None:
         log(
