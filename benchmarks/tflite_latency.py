@@ -6,7 +6,7 @@
 Each model is ``name:size`` (registry name and input size, random init, 10 classes) or
 ``path.keras`` (e.g. a shipped ``saved_models/*/*.keras``). Per model: the Keras model
 called through a ``tf.function`` (batch 1), and its TFLite float32 and int8 conversions
-(trainers.export, int8 calibrated on Fashion-MNIST when present, else random pixels) run
+(trainers.deploy.exporter, int8 calibrated on Fashion-MNIST when present, else random pixels) run
 by LiteRT with ``num_threads=1``. TensorFlow is limited to one intra-op and one inter-op
 thread before it starts. Reported: median milliseconds per image, sizes (.keras file,
 .tflite bytes) and the ratios Keras / TFLite.
@@ -41,9 +41,9 @@ def _time(fn, runs: int, warmup: int) -> float:
 
 
 def _tflite_latency(data: bytes, x, runs: int, warmup: int) -> float:
-    from trainers import tflite_utils
+    from trainers.deploy import tflite
 
-    interpreter = tflite_utils.make_interpreter(data, num_threads=1)
+    interpreter = tflite.make_interpreter(data, num_threads=1)
     interpreter.allocate_tensors()
     (inp,) = interpreter.get_input_details()
     (out,) = interpreter.get_output_details()
@@ -57,36 +57,35 @@ def _tflite_latency(data: bytes, x, runs: int, warmup: int) -> float:
 
 
 def _model(spec: str):
-    from trainers import export
+    from trainers.deploy import exporter
+    from trainers.models import load_keras
 
     if spec.endswith(".keras"):
-        import keras
-
-        import keras_archs  # noqa: F401  (registers the custom layers)
-
-        return keras.saving.load_model(spec, compile=False), spec
+        return load_keras(spec), spec
     name, _, size = spec.partition(":")
     kwargs = {"image_size": int(size)} if size else {}
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return export.load_model(name, None, classes=10, **kwargs), None
+        return exporter.load_model(name, None, classes=10, **kwargs), None
 
 
 def bench_one(spec: str, *, runs: int, warmup: int, calibration: int = 50) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from trainers import export, tflite_utils
+    from trainers.data import preprocess
+    from trainers.deploy import exporter, records, tflite
+    from trainers.models import main_output, model_input_spec
 
     model, path = _model(spec)
-    size, channels = export.model_input_spec(model)
-    prep = export.preprocessing_for(export.default_policy(model.name), size, channels)
-    pixels, _, _ = export.parity_data(prep, calibration)
+    size, channels = model_input_spec(model)
+    prep = preprocess.preprocessing_for(records.default_policy(model.name), size, channels)
+    pixels, _, _ = exporter.parity_data(prep, calibration)
     x = pixels[:1].astype(np.float32)
 
-    keras_fn = tf.function(lambda t: export._main_output(model(export.normalize(t, prep), training=False)))
+    keras_fn = tf.function(lambda t: main_output(model(preprocess.normalize(t, prep), training=False)))
     keras_ms = _time(lambda: keras_fn(tf.constant(x)).numpy(), runs, warmup)
     with tempfile.TemporaryDirectory() as tmp:
         if path is None:
@@ -94,14 +93,14 @@ def bench_one(spec: str, *, runs: int, warmup: int, calibration: int = 50) -> di
             model.save(path)
         keras_bytes = os.path.getsize(path)
         saved = os.path.join(tmp, "sm")
-        export.make_archive(model, prep, tflite_batch=1).write_out(saved, verbose=False)
-        fp32 = tflite_utils.convert_saved_model(saved, signature="preprocessed")
+        exporter.make_archive(model, prep, tflite_batch=1).write_out(saved, verbose=False)
+        fp32 = tflite.convert_saved_model(saved, signature="preprocessed")
 
         def rep():
             for image in pixels:
                 yield {"image": image[None]}
 
-        int8 = tflite_utils.convert_saved_model(saved, signature="preprocessed", quantize="int8", representative=rep)
+        int8 = tflite.convert_saved_model(saved, signature="preprocessed", quantize="int8", representative=rep)
     return {
         "model": f"{model.name}@{size}",
         "keras_ms": keras_ms,

@@ -43,12 +43,13 @@ def one_run(arch: str, recipe_name: str, epochs: int, seed: int, dataset: str, b
 
     import keras_archs
     from trainers import precision, recipes
-    from trainers import run as cli
+    from trainers.data.pipeline import load_splits, make_eval_dataset, make_train_dataset
     from trainers.loop import Trainer
+    from trainers.run import build_model
 
     spec = keras_archs.get_spec(arch)
     recipe = recipes.get_recipe(recipe_name)
-    raw_train, raw_val, raw_test, info = cli.load_splits(dataset, None, validation_split=0.1, seed=seed,
+    raw_train, raw_val, raw_test, info = load_splits(dataset, None, validation_split=0.1, seed=seed,
                                                          log=lambda m: None)  # fmt: skip
     native = info.image_shape[0]
     image_size = native if native and native >= spec.min_size else spec.default_size
@@ -59,8 +60,8 @@ def one_run(arch: str, recipe_name: str, epochs: int, seed: int, dataset: str, b
     plan = recipes.resolve(recipe, num_train=info.num_train, global_batch=batch_size, epochs=epochs,
                            steps_per_epoch=steps_per_epoch)  # fmt: skip
     kwargs = dict(policy=recipe.augment, image_size=image_size, channels=channels, batch_size=500)
-    val_ds = cli.make_eval_dataset(raw_val, **kwargs)
-    test_ds = cli.make_eval_dataset(raw_test, **kwargs)
+    val_ds = make_eval_dataset(raw_val, **kwargs)
+    test_ds = make_eval_dataset(raw_test, **kwargs)
     paused = [0.0]
     points = []
 
@@ -72,10 +73,10 @@ def one_run(arch: str, recipe_name: str, epochs: int, seed: int, dataset: str, b
         points.append({"epoch": record.epoch, "wall_seconds": wall, "test_accuracy": test["accuracy"],
                        "val_accuracy": record.val_accuracy})  # fmt: skip
 
-    build = lambda: cli.build_model(arch, image_size=image_size, channels=channels, classes=info.num_classes,  # noqa: E731
+    build = lambda: build_model(arch, image_size=image_size, channels=channels, classes=info.num_classes,  # noqa: E731
                                     recipe=recipe, log=lambda m: None)  # fmt: skip
     trainer = Trainer(build, plan, model_dir=None, log=lambda m: None, progress=False, callbacks=[measure])
-    train_fn = cli.make_train_dataset(raw_train, info.num_train, info.num_classes, policy=recipe.augment,
+    train_fn = make_train_dataset(raw_train, info.num_train, info.num_classes, policy=recipe.augment,
                                       image_size=image_size, channels=channels, plan=plan, seed=seed)  # fmt: skip
     trainer.fit(train_fn, val_ds)
     return {"arch": arch, "recipe": recipe_name, "epochs": epochs, "seed": seed, "precision": policy_name,

@@ -1,5 +1,6 @@
-"""Input pipelines (trainers/augment.py): shapes, ranges, determinism, and the ops against
-their references (PIL for the AutoAugment ops, torchvision for the policy table)."""
+"""Input pipelines (trainers/data/augment.py, trainers/data/preprocess.py): shapes, ranges,
+determinism, and the ops against their references (PIL for the AutoAugment ops, torchvision
+for the policy table)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import tensorflow as tf
 from PIL import Image, ImageEnhance, ImageOps
 from torchvision.transforms import autoaugment as tv_aa
 
-from trainers import augment as aug
+from trainers.data import augment as aug
+from trainers.data import preprocess
 
 SIZE = 32  # small crops keep the tests fast; every policy scales its sizes with it
 
@@ -22,32 +24,32 @@ def _grey(h=28, w=28, seed=0):
     return tf.constant(np.random.RandomState(seed).randint(0, 256, (h, w, 1)).astype(np.uint8))
 
 
-@pytest.mark.parametrize("policy", sorted(aug.POLICIES))
+@pytest.mark.parametrize("policy", sorted(preprocess.POLICIES))
 @pytest.mark.parametrize("channels", [1, 3])
 def test_train_and_eval_shapes_dtypes_ranges(policy, channels):
-    norm = aug.normalization(policy)
+    norm = preprocess.normalization(policy)
     lo, hi = norm.value_range(channels)
     # PCA lighting is not clipped: allow its offset (|alpha| < 0.5, 5 sigma).
     margin = 0.5 * aug.PCA_EIGVAL[0] * 255 / min(norm.mean_std(channels)[1])
-    transform = aug.train_transform(policy, SIZE, channels, seed=1)
+    transform = aug.TrainTransform(policy, SIZE, channels, seed=1)
     for image in (_rgb(), _grey()):
         out, label = transform(image, tf.constant(3, tf.int32))
         assert out.shape == (SIZE, SIZE, channels) and out.dtype == tf.float32
         assert int(label) == 3
         assert lo - margin <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= hi + margin
-        ev, _ = aug.eval_transform(policy, SIZE, channels)(image, 0)
+        ev, _ = preprocess.eval_transform(policy, SIZE, channels)(image, 0)
         assert ev.shape == (SIZE, SIZE, channels) and ev.dtype == tf.float32
         assert lo - 1e-4 <= float(tf.reduce_min(ev)) and float(tf.reduce_max(ev)) <= hi + 1e-4
-        tc, _ = aug.ten_crop_transform(policy, SIZE, channels)(image, 0)
+        tc, _ = preprocess.ten_crop_transform(policy, SIZE, channels)(image, 0)
         assert tc.shape == (10, SIZE, SIZE, channels)
 
 
-@pytest.mark.parametrize("policy", sorted(aug.POLICIES))
+@pytest.mark.parametrize("policy", sorted(preprocess.POLICIES))
 def test_seed_determinism(policy):
     image = _rgb()
 
     def draws(seed):
-        transform = aug.train_transform(policy, SIZE, 3, seed=seed)
+        transform = aug.TrainTransform(policy, SIZE, 3, seed=seed)
         return [transform(image, 0)[0].numpy() for _ in range(4)]
 
     first, again, other = draws(7), draws(7), draws(8)
@@ -88,7 +90,7 @@ def test_pca_lighting_covariance():
 def test_ten_crop_matches_numpy_slicing():
     image = np.random.RandomState(1).rand(10, 13, 2).astype(np.float32)
     s = 6
-    got = aug.ten_crop(tf.constant(image), s).numpy()
+    got = preprocess.ten_crop(tf.constant(image), s).numpy()
     top, left = (10 - s) // 2, (13 - s) // 2
     five = [image[:s, :s], image[:s, -s:], image[-s:, :s], image[-s:, -s:], image[top : top + s, left : left + s]]
     expected = np.stack(five + [c[:, ::-1] for c in five])
@@ -97,18 +99,12 @@ def test_ten_crop_matches_numpy_slicing():
 
 def test_eval_centre_crop_and_normalization():
     image = np.random.RandomState(2).randint(0, 256, (256, 256, 3)).astype(np.uint8)
-    out, _ = aug.eval_transform("alexnet", 224, 3)(tf.constant(image), 0)
-    expected = image[16:240, 16:240].astype(np.float32) - np.array(aug.NORMALIZATIONS["caffe"].mean, np.float32)
+    out, _ = preprocess.eval_transform("alexnet", 224, 3)(tf.constant(image), 0)
+    expected = image[16:240, 16:240].astype(np.float32) - np.array(preprocess.normalizations()["caffe"].mean, np.float32)
     np.testing.assert_allclose(out.numpy(), expected, atol=1e-3)
     grey = np.random.RandomState(3).randint(0, 256, (28, 28, 1)).astype(np.uint8)
-    out, _ = aug.eval_transform("simple", 28, 3)(tf.constant(grey), 0)
+    out, _ = preprocess.eval_transform("simple", 28, 3)(tf.constant(grey), 0)
     np.testing.assert_allclose(out.numpy(), np.repeat(grey, 3, -1) / 255.0, atol=1e-6)
-
-
-def test_normalization_keras_layer_matches():
-    x = tf.constant(np.random.RandomState(4).rand(2, 5, 5, 3).astype(np.float32) * 255)
-    for name, norm in aug.NORMALIZATIONS.items():
-        np.testing.assert_allclose(norm.keras_layer(3)(x).numpy(), norm(x).numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
 def _windows(padded, size):
@@ -123,15 +119,15 @@ def _windows(padded, size):
 def test_cifar_is_a_shifted_window_of_the_padded_image():
     image = np.random.RandomState(5).randint(0, 256, (32, 32, 3)).astype(np.uint8)
     padded = np.pad(image, [(4, 4), (4, 4), (0, 0)]).astype(np.float32)
-    out = aug.train_transform("cifar", 32, 3, seed=0)(tf.constant(image), 0)[0].numpy() * 255.0
+    out = aug.TrainTransform("cifar", 32, 3, seed=0)(tf.constant(image), 0)[0].numpy() * 255.0
     assert any(np.allclose(out, win, atol=1e-3) for win in _windows(padded, 32))
 
 
 def test_alexnet_is_a_window_plus_a_constant_colour_offset():
     side = round(256 * SIZE / 224)  # the 256 of the paper at this crop size
     image = np.random.RandomState(6).randint(0, 256, (side, side, 3)).astype(np.uint8)
-    out = aug.train_transform("alexnet", SIZE, 3, seed=0)(tf.constant(image), 0)[0].numpy()
-    out = out + np.array(aug.NORMALIZATIONS["caffe"].mean, np.float32)
+    out = aug.TrainTransform("alexnet", SIZE, 3, seed=0)(tf.constant(image), 0)[0].numpy()
+    out = out + np.array(preprocess.normalizations()["caffe"].mean, np.float32)
     matches = [win for win in _windows(image.astype(np.float32), SIZE) if np.ptp(out - win, axis=(0, 1)).max() < 1e-3]
     assert len(matches) == 1
     offset = (out - matches[0])[0, 0]
@@ -155,9 +151,9 @@ def test_vgg_and_resnet_scale_ranges():
         assert lo * 0.95 <= scales.min() and scales.max() <= hi * 1.05, (policy, scales.min(), scales.max())
         assert scales.max() - scales.min() > 0.6 * (hi - lo)  # the whole range is used
     with pytest.raises(ValueError, match="takes options"):
-        aug.train_transform("vgg", 224, 3, seed=0, magnitude=3)
+        aug.TrainTransform("vgg", 224, 3, seed=0, magnitude=3)
     with pytest.raises(ValueError, match="Unknown augmentation policy"):
-        aug.train_transform("cutmix", 224, 3, seed=0)
+        aug.TrainTransform("cutmix", 224, 3, seed=0)
 
 
 def test_autoaugment_table_matches_torchvision():
@@ -239,4 +235,4 @@ def test_mixup():
     batches = tf.data.Dataset.from_tensors((x, onehot)).repeat(2).map(aug.make_mixup(0.4, seed=1))
     first, second = [lab.numpy() for _, lab in batches]
     assert not np.array_equal(first, second)
-    assert aug.get_policy("mixup").mixup_alpha == 0.2
+    assert preprocess.get_policy("mixup").mixup_alpha == 0.2

@@ -1,4 +1,4 @@
-"""Dataset loading (trainers/data.py): Debian's Fashion-MNIST, fast TFDS failures, image folders."""
+"""Dataset loading (trainers/data/datasets.py): Debian's Fashion-MNIST, fast TFDS failures, image folders."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from trainers import data
+from trainers.data import datasets
 
 
 def _first(ds, n):
@@ -20,18 +20,18 @@ def _first(ds, n):
 
 
 def test_fashion_mnist_from_debian_files():
-    train, info = data.load_dataset("fashion_mnist", "train")
+    train, info = datasets.load_dataset("fashion_mnist", "train")
     assert (info.num_train, info.num_test, info.num_classes) == (60_000, 10_000, 10)
     assert info.class_names[0] == "T-shirt/top" and info.class_names[9] == "Ankle boot"
     assert info.image_shape == (28, 28, 1)
     assert train.element_spec[0].dtype == tf.uint8 and train.element_spec[1].dtype == tf.int32
     assert train.cardinality() == 60_000
-    test, test_info = data.load_dataset("fashion-mnist", "test")
+    test, test_info = datasets.load_dataset("fashion-mnist", "test")
     assert test_info.split == "test" and test.cardinality() == 10_000
     labels = next(iter(test.map(lambda x, y: y).batch(10_000))).numpy()
     np.testing.assert_array_equal(np.bincount(labels), [1000] * 10)  # the test set is balanced
     first = _first(train, 3)
-    again = _first(data.load_dataset("fashion_mnist", "train")[0], 3)
+    again = _first(datasets.load_dataset("fashion_mnist", "train")[0], 3)
     assert all(np.array_equal(a[0], b[0]) and a[1] == b[1] for a, b in zip(first, again))
     assert first[0][0].shape == (28, 28, 1) and first[0][0].max() > 0
 
@@ -49,7 +49,7 @@ def test_fashion_mnist_from_data_dir(tmp_path):
     for prefix in ("train", "t10k"):
         _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images[prefix])
         _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels[prefix])
-    ds, info = data.load_dataset("fashion_mnist", "test", data_dir=str(tmp_path))
+    ds, info = datasets.load_dataset("fashion_mnist", "test", data_dir=str(tmp_path))
     assert (info.num_train, info.num_test, info.source) == (5, 3, str(tmp_path))
     got = _first(ds, 10)
     assert [y for _, y in got] == [4, 5, 6]
@@ -57,31 +57,31 @@ def test_fashion_mnist_from_data_dir(tmp_path):
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path / "absent")
-    with pytest.raises(data.DatasetUnavailableError) as err:
-        data.load_dataset("fashion_mnist", "train")
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DIR", tmp_path / "absent")
+    with pytest.raises(datasets.DatasetUnavailableError) as err:
+        datasets.load_dataset("fashion_mnist", "train")
     assert "apt-get install dataset-fashion-mnist" in str(err.value)
     assert "--data_dir" in str(err.value)
 
 
 def test_bad_split_is_rejected():
     with pytest.raises(ValueError, match="split must be"):
-        data.load_dataset("fashion_mnist", "holdout")
+        datasets.load_dataset("fashion_mnist", "holdout")
 
 
 def test_unprepared_tfds_dataset_fails_fast(tmp_path):
     # Warm-up: importing TFDS and its first builder lookup load modules (seconds on a busy
     # machine); what is measured is that a missing dataset never waits on the network.
-    with pytest.raises(data.DatasetUnavailableError):
-        data.load_dataset("cifar10", "train", data_dir=str(tmp_path))
+    with pytest.raises(datasets.DatasetUnavailableError):
+        datasets.load_dataset("cifar10", "train", data_dir=str(tmp_path))
     start = time.perf_counter()
-    with pytest.raises(data.DatasetUnavailableError, match="not prepared") as err:
-        data.load_dataset("mnist", "train", data_dir=str(tmp_path))
+    with pytest.raises(datasets.DatasetUnavailableError, match="not prepared") as err:
+        datasets.load_dataset("mnist", "train", data_dir=str(tmp_path))
     assert time.perf_counter() - start < 2.0
     assert "tfds build mnist" in str(err.value)
     start = time.perf_counter()
-    with pytest.raises(data.DatasetUnavailableError, match="Did you mean: cifar10"):
-        data.load_dataset("cifar_10", "train", data_dir=str(tmp_path))
+    with pytest.raises(datasets.DatasetUnavailableError, match="Did you mean: cifar10"):
+        datasets.load_dataset("cifar_10", "train", data_dir=str(tmp_path))
     assert time.perf_counter() - start < 2.0
 
 
@@ -108,8 +108,8 @@ def test_tfds_split_mapping_and_info(monkeypatch):
             return tf.data.Dataset.from_tensor_slices((images, np.array([0, 1, 1], np.int64)))
 
     monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: FakeBuilder())
-    monkeypatch.setattr(data, "_tfds_prepared", lambda builder: True)
-    ds, info = data.load_dataset("tiny", "test")
+    monkeypatch.setattr(datasets, "_tfds_prepared", lambda builder: True)
+    ds, info = datasets.load_dataset("tiny", "test")
     assert calls == {"split": "validation", "shuffle": False}
     assert (info.num_train, info.num_test, info.class_names, info.image_shape) == (5, 3, ("a", "b"), (None, None, 3))
     assert ds.element_spec[1].dtype == tf.int32
@@ -135,8 +135,8 @@ def test_folder_dataset_skips_and_counts_corrupt_files(tmp_path, caplog):
     (tmp_path / "train" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
     png = (tmp_path / "train" / "cat" / "0.png").read_bytes()
     (tmp_path / "train" / "cat" / "truncated.png").write_bytes(png[: len(png) // 2])
-    with caplog.at_level(logging.WARNING, logger="trainers.data"):
-        ds, info = data.load_dataset(f"folder:{tmp_path}", "train")
+    with caplog.at_level(logging.WARNING, logger="trainers.data.datasets"):
+        ds, info = datasets.load_dataset(f"folder:{tmp_path}", "train")
     assert "skipped 2 unreadable" in caplog.text and "broken.jpg" in caplog.text
     assert info.skipped == 2
     assert info.class_names == ("cat", "dog") and info.num_classes == 2
@@ -145,7 +145,7 @@ def test_folder_dataset_skips_and_counts_corrupt_files(tmp_path, caplog):
     assert [y for _, y in got] == [0, 0, 0, 1, 1, 1]
     assert got[0][0].dtype == np.uint8 and got[0][0].shape == (8, 6, 3)
     np.testing.assert_array_equal(got[0][0], written[str(tmp_path / "train" / "cat" / "0.png")])  # PNG is lossless
-    test_ds, test_info = data.load_dataset(f"folder:{tmp_path}", "test")
+    test_ds, test_info = datasets.load_dataset(f"folder:{tmp_path}", "test")
     assert test_info.num_test == 6 and test_info.num_train == 8  # train files counted, not decoded
     assert len(list(test_ds)) == 6
 
@@ -153,13 +153,13 @@ def test_folder_dataset_skips_and_counts_corrupt_files(tmp_path, caplog):
 def test_folder_without_splits_and_grey_images(tmp_path):
     _make_folder(tmp_path, "all", grey=True)
     root = tmp_path / "all"
-    ds, info = data.load_dataset(f"folder:{root}", "train")
+    ds, info = datasets.load_dataset(f"folder:{root}", "train")
     assert info.image_shape == (8, 6, 1) and info.num_train == 6 and info.num_test == 0
     assert next(iter(ds))[0].shape == (8, 6, 1)
     with pytest.raises(ValueError, match="no 'test' split"):
-        data.load_dataset(f"folder:{root}", "test")
-    with pytest.raises(data.DatasetUnavailableError, match="does not exist"):
-        data.load_dataset(f"folder:{tmp_path / 'nowhere'}", "train")
+        datasets.load_dataset(f"folder:{root}", "test")
+    with pytest.raises(datasets.DatasetUnavailableError, match="does not exist"):
+        datasets.load_dataset(f"folder:{tmp_path / 'nowhere'}", "train")
 
 
 # ----------------------------------------------------------------------------- validation split and subsets
@@ -171,28 +171,28 @@ def _labels(counts):
 
 def test_validation_split_is_disjoint_stratified_and_seeded():
     labels = _labels([100, 200, 50, 30])
-    a = data.select_examples(labels, validation_fraction=0.1, seed=3)
+    a = datasets.select_examples(labels, validation_fraction=0.1, seed=3)
     assert not set(a.train) & set(a.validation)
     assert len(a.train) + len(a.validation) == len(labels)
     assert [int((labels[a.validation] == c).sum()) for c in range(4)] == [10, 20, 5, 3]  # 10 % of each class
-    again = data.select_examples(labels, validation_fraction=0.1, seed=3)
+    again = datasets.select_examples(labels, validation_fraction=0.1, seed=3)
     np.testing.assert_array_equal(a.validation, again.validation)
-    other = data.select_examples(labels, validation_fraction=0.1, seed=4)
+    other = datasets.select_examples(labels, validation_fraction=0.1, seed=4)
     assert set(other.validation) != set(a.validation)
-    none = data.select_examples(labels, validation_fraction=0.0, seed=3)
+    none = datasets.select_examples(labels, validation_fraction=0.0, seed=3)
     assert len(none.validation) == 0 and len(none.train) == len(labels)
 
 
 def test_class_subset_and_examples_per_class():
     labels = _labels([40, 40, 40, 40])
-    s = data.select_examples(labels, validation_fraction=0.25, seed=0, classes=(3, 1), per_class=20)
+    s = datasets.select_examples(labels, validation_fraction=0.25, seed=0, classes=(3, 1), per_class=20)
     assert s.classes == (3, 1)
     assert set(labels[s.train]) | set(labels[s.validation]) == {1, 3}
     assert [int((labels[s.validation] == c).sum()) for c in (3, 1)] == [5, 5]
     assert len(s.train) == 30
     images = np.arange(len(labels), dtype=np.uint8).reshape(-1, 1, 1, 1)
     ds = tf.data.Dataset.from_tensor_slices((images, labels))
-    picked = [(int(x[0, 0, 0]), int(y)) for x, y in data.take_examples(ds, s.train, s.classes)]
+    picked = [(int(x[0, 0, 0]), int(y)) for x, y in datasets.take_examples(ds, s.train, s.classes)]
     assert [i for i, _ in picked] == sorted(s.train.tolist())
     assert all(y == {3: 0, 1: 1}[int(labels[i])] for i, y in picked)
 
@@ -210,18 +210,18 @@ def test_class_subset_and_examples_per_class():
 )
 def test_selection_errors_name_the_problem(counts, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        data.select_examples(_labels(counts), seed=0, **kwargs)
+        datasets.select_examples(_labels(counts), seed=0, **kwargs)
 
 
 def test_split_labels_match_the_dataset_order(tmp_path):
-    ds, _ = data.load_dataset("synthetic:40", "train")
-    np.testing.assert_array_equal(data.split_labels("synthetic:40", "train"), [int(y) for _, y in ds])
+    ds, _ = datasets.load_dataset("synthetic:40", "train")
+    np.testing.assert_array_equal(datasets.split_labels("synthetic:40", "train"), [int(y) for _, y in ds])
     _make_folder(tmp_path, "train")
-    ds, _ = data.load_dataset(f"folder:{tmp_path}", "train")
-    np.testing.assert_array_equal(data.split_labels(f"folder:{tmp_path}", "train"), [int(y) for _, y in ds])
-    assert not data.has_validation_split(f"folder:{tmp_path}")
+    ds, _ = datasets.load_dataset(f"folder:{tmp_path}", "train")
+    np.testing.assert_array_equal(datasets.split_labels(f"folder:{tmp_path}", "train"), [int(y) for _, y in ds])
+    assert not datasets.has_validation_split(f"folder:{tmp_path}")
     _make_folder(tmp_path, "test")
     _make_folder(tmp_path, "val")
-    assert data.has_validation_split(f"folder:{tmp_path}")
-    val, info = data.load_dataset(f"folder:{tmp_path}", "validation")
+    assert datasets.has_validation_split(f"folder:{tmp_path}")
+    val, info = datasets.load_dataset(f"folder:{tmp_path}", "validation")
     assert info.split == "val" and len(list(val)) == 6

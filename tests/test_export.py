@@ -1,4 +1,4 @@
-"""Export (trainers.export, trainers.tflite_utils, trainers.prune): Keras vs TFLite parity for
+"""Export (trainers.export, trainers.deploy, trainers.prune): Keras vs TFLite parity for
 the compact models at every quantization, int8 agreement of trained models on 1,000 real
 Fashion-MNIST test images, SavedModel reload (tf.saved_model.load and TFSMLayer), the
 shipped artifacts, and the errors a user can trigger.
@@ -21,7 +21,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers import export, prune, tflite_utils
+from trainers import export, prune
+from trainers.data import preprocess
+from trainers.deploy import exporter, pruning, records, tflite
+from trainers.models import keras_outputs, model_input_spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED = os.path.join(ROOT, "saved_models")
@@ -58,7 +61,7 @@ def _id(case):
 def _random_model(name, size, options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return export.load_model(name, None, image_size=size, classes=10, options=options)
+        return exporter.load_model(name, None, image_size=size, classes=10, options=options)
 
 
 def convert_four_ways(case, tmp_path):
@@ -67,17 +70,17 @@ def convert_four_ways(case, tmp_path):
     name, size, options = case
     keras.utils.set_random_seed(7)
     model = _random_model(name, size, options)
-    _, channels = export.model_input_spec(model)
-    prep = export.preprocessing_for(export.default_policy(name), size, channels)
-    pixels, _, _ = export.parity_data(prep, 64)
+    _, channels = model_input_spec(model)
+    prep = preprocess.preprocessing_for(records.default_policy(name), size, channels)
+    pixels, _, _ = exporter.parity_data(prep, 64)
     saved = str(tmp_path / "sm")
-    export.make_archive(model, prep, tflite_batch=1).write_out(saved, verbose=False)
-    reference = export.keras_outputs(model, pixels[:N_IMAGES], prep)
+    exporter.make_archive(model, prep, tflite_batch=1).write_out(saved, verbose=False)
+    reference = keras_outputs(model, pixels[:N_IMAGES], prep)
     results = {}
-    for quantize in tflite_utils.QUANTIZATIONS:
+    for quantize in tflite.QUANTIZATIONS:
         rep = (lambda: ({"image": p[None]} for p in pixels[N_IMAGES:])) if quantize == "int8" else None
-        data = tflite_utils.convert_saved_model(saved, signature="preprocessed", quantize=quantize, representative=rep)
-        got = tflite_utils.run_signature(tflite_utils.make_interpreter(data), pixels[:N_IMAGES])
+        data = tflite.convert_saved_model(saved, signature="preprocessed", quantize=quantize, representative=rep)
+        got = tflite.run_signature(tflite.make_interpreter(data), pixels[:N_IMAGES])
         results[quantize] = (data, got)
     return reference, results
 
@@ -89,23 +92,23 @@ def test_tflite_conversions_track_keras(case, tmp_path):
     reference, results = convert_four_ways(case, tmp_path)
     data, got = results["none"]
     assert got.shape == reference.shape == (N_IMAGES, 10)
-    assert np.abs(got - reference).max() <= export.FLOAT_ATOL
-    info = tflite_utils.inspect_model(data)
+    assert np.abs(got - reference).max() <= exporter.FLOAT_ATOL
+    info = tflite.inspect_model(data)
     assert info.builtin_only and info.ops
     assert list(info.outputs) == ["logits"] and list(info.inputs) == ["image"]
 
     scale = max(1.0, np.abs(reference).max())
     fp16 = np.abs(results["float16"][1] - reference).max() / scale
     dynamic = np.abs(results["dynamic"][1] - reference).max() / scale
-    assert fp16 <= export.FLOAT16_RTOL
-    assert dynamic <= export.DYNAMIC_RTOL
+    assert fp16 <= exporter.FLOAT16_RTOL
+    assert dynamic <= exporter.DYNAMIC_RTOL
     sizes = {q: len(results[q][0]) for q in results}
     # fp16 halves the weights, dynamic and int8 quarter them (graph overhead aside).
     assert sizes["float16"] < 0.6 * sizes["none"]
     assert sizes["dynamic"] < 0.4 * sizes["none"] and sizes["int8"] < 0.4 * sizes["none"]
 
     data, got = results["int8"]
-    info = tflite_utils.inspect_model(data)
+    info = tflite.inspect_model(data)
     assert info.builtin_only
     assert info.ops.get("QUANTIZE", 0) >= 1 and info.ops.get("DEQUANTIZE", 0) >= 1
     assert "CONV_2D" in info.ops or "FULLY_CONNECTED" in info.ops
@@ -115,7 +118,7 @@ def test_tflite_conversions_track_keras(case, tmp_path):
 
 def _agreement_1000(keras_path, expected_policy):
     name = os.path.basename(keras_path).split(".")[0]
-    card = export.export(weights=keras_path, fmt="tflite", quantize="int8",
+    card = exporter.export(weights=keras_path, fmt="tflite", quantize="int8",
                          representative_data="fashion_mnist", parity_images=1000,
                          output=os.path.join(os.environ["PYTEST_TMP"], name), name="int8")  # fmt: skip
     assert card["preprocessing"]["policy"] == expected_policy
@@ -133,7 +136,7 @@ def test_int8_top1_agreement_trained(pytest_tmp, keras_path):
     card = _agreement_1000(keras_path, "simple")
     parity = card["parity"]
     assert parity["images"] == 1000 and parity["source"].startswith("fashion_mnist test")
-    assert parity["top1_agreement"] >= export.INT8_MIN_TOP1_AGREEMENT
+    assert parity["top1_agreement"] >= exporter.INT8_MIN_TOP1_AGREEMENT
     assert parity["exported_accuracy"] > 0.7  # trained, not chance (10 %)
 
 
@@ -144,22 +147,22 @@ def test_shipped_squeezenet_headline():
     with open(SQUEEZE_TFLITE.replace(".tflite", ".json")) as f:
         card = json.load(f)
     data = open(SQUEEZE_TFLITE, "rb").read()
-    assert card["size_bytes"] == len(data) and card["gzip_bytes"] == tflite_utils.gzip_size(data)
+    assert card["size_bytes"] == len(data) and card["gzip_bytes"] == tflite.gzip_size(data)
     assert card["gzip_bytes"] <= 500_000
     assert card["weight_sparsity"] >= 0.5
     assert card["parity"]["images"] == card["baseline"]["images"] == 10_000
-    assert card["parity"]["top1_agreement"] >= export.INT8_MIN_TOP1_AGREEMENT
-    assert card["baseline"]["sha256"] == export._sha256(SQUEEZE_FLOAT)
+    assert card["parity"]["top1_agreement"] >= exporter.INT8_MIN_TOP1_AGREEMENT
+    assert card["baseline"]["sha256"] == _sha256(SQUEEZE_FLOAT)
     drop = 100 * (card["baseline"]["accuracy"] - card["parity"]["exported_accuracy"])
     assert card["accuracy_drop_points"] == pytest.approx(drop, abs=0.01)
     assert drop <= 1.0
-    assert tflite_utils.inspect_model(data).builtin_only
+    assert tflite.inspect_model(data).builtin_only
     # The file on disk is the one the card describes: same predictions as its Keras source.
     model = keras.saving.load_model(SQUEEZE_KERAS, compile=False)
-    prep = export.preprocessing_for(card["preprocessing"]["policy"], *export.model_input_spec(model))
-    pixels, _, _ = export.parity_data(prep, 200)
-    got = tflite_utils.run_signature(tflite_utils.make_interpreter(SQUEEZE_TFLITE), pixels)
-    ref = export.keras_outputs(model, pixels, prep)
+    prep = preprocess.preprocessing_for(card["preprocessing"]["policy"], *model_input_spec(model))
+    pixels, _, _ = exporter.parity_data(prep, 200)
+    got = tflite.run_signature(tflite.make_interpreter(SQUEEZE_TFLITE), pixels)
+    ref = keras_outputs(model, pixels, prep)
     assert np.mean(got.argmax(-1) == ref.argmax(-1)) >= 0.99
 
 
@@ -168,10 +171,10 @@ def test_shipped_lenet_float_artifact():
         card = json.load(f)
     assert card["quantization"] == "none" and card["parity"]["images"] == 10_000
     model = keras.saving.load_model(LENET_KERAS, compile=False)
-    prep = export.preprocessing_for(card["preprocessing"]["policy"], *export.model_input_spec(model))
-    pixels, _, _ = export.parity_data(prep, 100)
-    got = tflite_utils.run_signature(tflite_utils.make_interpreter(LENET_TFLITE), pixels)
-    assert np.abs(got - export.keras_outputs(model, pixels, prep)).max() <= export.FLOAT_ATOL
+    prep = preprocess.preprocessing_for(card["preprocessing"]["policy"], *model_input_spec(model))
+    pixels, _, _ = exporter.parity_data(prep, 100)
+    got = tflite.run_signature(tflite.make_interpreter(LENET_TFLITE), pixels)
+    assert np.abs(got - keras_outputs(model, pixels, prep)).max() <= exporter.FLOAT_ATOL
     for path in (LENET_TFLITE, LENET_KERAS, SQUEEZE_TFLITE, SQUEEZE_KERAS, SQUEEZE_FLOAT):
         assert os.path.getsize(path) < 5_000_000
 
@@ -182,11 +185,11 @@ def test_shipped_lenet_float_artifact():
 @pytest.mark.parametrize("name, size", [("lenet5", 32), ("squeezenet1_1", 32)])
 def test_savedmodel_reload_identical_and_deterministic(tmp_path, name, size):
     model = _random_model(name, size, {})
-    card = export.export(name, model=model, fmt="savedmodel", output=str(tmp_path), parity_images=8)
-    assert card["parity"]["max_abs_diff"] <= export.FLOAT_ATOL
-    prep = export.preprocessing_for(card["preprocessing"]["policy"], size, export.model_input_spec(model)[1])
+    card = exporter.export(name, model=model, fmt="savedmodel", output=str(tmp_path), parity_images=8)
+    assert card["parity"]["max_abs_diff"] <= exporter.FLOAT_ATOL
+    prep = preprocess.preprocessing_for(card["preprocessing"]["policy"], size, model_input_spec(model)[1])
     raw = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype(np.uint8)  # Fashion-MNIST-like
-    expected = export.keras_outputs(model, export.resize_crop(raw, prep).numpy(), prep)
+    expected = keras_outputs(model, preprocess.resize_crop(raw, prep).numpy(), prep)
 
     loaded = tf.saved_model.load(card["path"])
     out_f = loaded.signatures["serving_default"](images=tf.constant(raw, tf.float32))
@@ -203,27 +206,25 @@ def test_savedmodel_reload_identical_and_deterministic(tmp_path, name, size):
     # RGB input of another size is converted by the graph (resize, luma or repetition).
     rgb = np.random.default_rng(1).integers(0, 256, (2, 40, 50, 3)).astype(np.uint8)
     out = loaded.signatures["serve_uint8"](images=tf.constant(rgb))["logits"].numpy()
-    np.testing.assert_allclose(out, export.keras_outputs(model, export.resize_crop(rgb, prep).numpy(), prep), atol=1e-4)
+    np.testing.assert_allclose(out, keras_outputs(model, preprocess.resize_crop(rgb, prep).numpy(), prep), atol=1e-4)
 
 
 @pytest.mark.parametrize("policy, channels, in_channels", [("simple", 1, 1), ("simple", 3, 1), ("alexnet", 3, 3), ("inception", 1, 3)])
 def test_resize_crop_is_the_training_eval_transform(policy, channels, in_channels):
-    from trainers import augment
-
-    prep = export.preprocessing_for(policy, 32, channels)
+    prep = preprocess.preprocessing_for(policy, 32, channels)
     image = np.random.default_rng(0).integers(0, 256, (28, 36, in_channels)).astype(np.uint8)
-    expected, _ = augment.eval_transform(policy, 32, channels)(tf.constant(image), tf.constant(0))
-    got = export.normalize(export.resize_crop(image, prep), prep)[0]
+    expected, _ = preprocess.eval_transform(policy, 32, channels)(tf.constant(image), tf.constant(0))
+    got = preprocess.normalize(preprocess.resize_crop(image, prep), prep)[0]
     np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-4)
 
 
 def test_aux_heads_dropped(tmp_path):
     model = keras_archs_model("googlenet_bn", aux_logits=True, input_shape=(96, 96, 3), classes=10)
     assert isinstance(model.output, dict) and set(model.output) == {"main", "aux1", "aux2"}
-    card = export.export("googlenet_bn", model=model, output=str(tmp_path), parity_images=4)
-    info = tflite_utils.inspect_model(open(card["path"], "rb").read())
+    card = exporter.export("googlenet_bn", model=model, output=str(tmp_path), parity_images=4)
+    info = tflite.inspect_model(open(card["path"], "rb").read())
     assert list(info.outputs) == ["logits"] and info.outputs["logits"]["shape"] == [1, 10]
-    assert card["parity"]["max_abs_diff"] <= export.FLOAT_ATOL  # against the main output
+    assert card["parity"]["max_abs_diff"] <= exporter.FLOAT_ATOL  # against the main output
 
 
 def keras_archs_model(name, **kwargs):
@@ -236,13 +237,13 @@ def keras_archs_model(name, **kwargs):
 
 
 def test_card_contents(tmp_path):
-    card = export.export("lenet5", model=_random_model("lenet5", 32, {}), quantize="dynamic",
+    card = exporter.export("lenet5", model=_random_model("lenet5", 32, {}), quantize="dynamic",
                          output=str(tmp_path), parity_images=8, labels="fashion_mnist")  # fmt: skip
     on_disk = json.loads(open(card["card_path"]).read())
     for key in ("arch", "preprocessing", "size_bytes", "gzip_bytes", "ops", "quantization", "parity", "command", "input"):
         assert key in on_disk, key
     assert on_disk["size_bytes"] == os.path.getsize(card["path"])
-    assert on_disk["gzip_bytes"] == tflite_utils.gzip_size(open(card["path"], "rb").read())
+    assert on_disk["gzip_bytes"] == tflite.gzip_size(open(card["path"], "rb").read())
     assert on_disk["input"]["shape"] == [1, 32, 32, 1] and on_disk["input"]["dtype"] == "float32"
     assert on_disk["class_names"][9] == "Ankle boot"
     assert on_disk["command"].startswith("python -m trainers.export --arch lenet5")
@@ -258,7 +259,7 @@ def test_int8_card_reports_float_ops_of_lrn(tmp_path):
     x = LocalResponseNormalization(name="lrn")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     model = keras.Model(inputs, keras.layers.Dense(10)(x), name="lrn_net")
-    card = export.export("lrn_net", model=model, quantize="int8", representative_data="fashion_mnist",
+    card = exporter.export("lrn_net", model=model, quantize="int8", representative_data="fashion_mnist",
                          representative_count=16, preprocessing="simple", output=str(tmp_path), parity_images=8)  # fmt: skip
     assert card["float_ops"], card["ops"]
     assert "LRN" in card["float_ops_note"]
@@ -278,26 +279,26 @@ def test_non_builtin_op_fails_clearly_and_leaves_nothing(tmp_path):
     inputs = keras.Input((8, 8, 1))
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 1)(inputs))
     model = keras.Model(inputs, DetLayer()(x), name="det_net")
-    with pytest.raises(export.ExportError, match="not TFLite built-ins"):
-        export.export("det_net", model=model, preprocessing="simple", output=str(tmp_path), parity_images=2)
+    with pytest.raises(exporter.ExportFailedError, match="not TFLite built-ins"):
+        exporter.export("det_net", model=model, preprocessing="simple", output=str(tmp_path), parity_images=2)
     assert os.listdir(tmp_path) == []  # no partial .tflite, no card, no temp files
 
 
 def test_bad_requests(tmp_path, capsys):
     model = _random_model("lenet5", 32, {})
-    with pytest.raises(export.ExportError, match="Unknown quantization 'int4'"):
-        export.export("lenet5", model=model, quantize="int4", output=str(tmp_path))
-    with pytest.raises(export.ExportError, match="int8 quantization needs --representative_data"):
-        export.export("lenet5", model=model, quantize="int8", output=str(tmp_path))
-    with pytest.raises(export.ExportError, match="Unknown format"):
-        export.export("lenet5", model=model, fmt="onnx", output=str(tmp_path))
+    with pytest.raises(exporter.ExportError, match="Unknown quantization 'int4'"):
+        exporter.export("lenet5", model=model, quantize="int4", output=str(tmp_path))
+    with pytest.raises(exporter.ExportError, match="int8 quantization needs --representative_data"):
+        exporter.export("lenet5", model=model, quantize="int8", output=str(tmp_path))
+    with pytest.raises(exporter.ExportError, match="Unknown format"):
+        exporter.export("lenet5", model=model, fmt="onnx", output=str(tmp_path))
     with pytest.raises(ValueError, match="representative data"):
-        tflite_utils.convert_saved_model(str(tmp_path), quantize="int8")
+        tflite.convert_saved_model(str(tmp_path), quantize="int8")
     not_images = tmp_path / "junk" / "cls"
     not_images.mkdir(parents=True)
     (not_images / "notes.txt").write_text("not an image")
-    with pytest.raises(export.ExportError, match="no readable images"):
-        export.export("lenet5", model=model, quantize="int8", representative_data=f"folder:{tmp_path / 'junk'}",
+    with pytest.raises(exporter.ExportError, match="no readable images"):
+        exporter.export("lenet5", model=model, quantize="int8", representative_data=f"folder:{tmp_path / 'junk'}",
                       output=str(tmp_path / "out"))  # fmt: skip
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
     # The CLI reports the same errors in one line and exits 2.
@@ -341,14 +342,14 @@ def test_cli_random_init_warns_and_writes(tmp_path, capsys):
 
 
 def test_polynomial_schedule():
-    s = [prune.polynomial_sparsity(t, initial=0.0, final=0.8, begin_step=10, end_step=110) for t in (0, 10, 60, 110, 500)]
+    s = [pruning.polynomial_sparsity(t, initial=0.0, final=0.8, begin_step=10, end_step=110) for t in (0, 10, 60, 110, 500)]
     assert s[0] == s[1] == 0.0 and s[3] == s[4] == 0.8
     assert s[2] == pytest.approx(0.8 * (1 - 0.5**3))  # Zhu & Gupta's cubic ramp
 
 
 def test_magnitude_mask_zeroes_exactly_the_smallest():
     w = np.random.default_rng(0).normal(size=(3, 3, 8, 16))
-    mask = prune.magnitude_mask(w, 0.75)
+    mask = pruning.magnitude_mask(w, 0.75)
     assert mask.sum() == w.size - round(0.75 * w.size)
     assert np.abs(w[mask == 1]).min() >= np.abs(w[mask == 0]).max()
 
@@ -356,7 +357,7 @@ def test_magnitude_mask_zeroes_exactly_the_smallest():
 def test_global_magnitude_masks_use_one_threshold():
     rng = np.random.default_rng(0)
     big_weights, small_weights = rng.normal(size=(64, 32)), 0.1 * rng.normal(size=(3, 3, 16, 32))
-    masks = prune.global_magnitude_masks([big_weights, small_weights], 0.5)
+    masks = pruning.global_magnitude_masks([big_weights, small_weights], 0.5)
     kept = np.concatenate([np.abs(w[m == 1]) for w, m in zip((big_weights, small_weights), masks)])
     dropped = np.concatenate([np.abs(w[m == 0]) for w, m in zip((big_weights, small_weights), masks)])
     assert sum(int((m == 0).sum()) for m in masks) == round(0.5 * (big_weights.size + small_weights.size))
@@ -373,11 +374,11 @@ def test_pruning_callback_reaches_and_keeps_sparsity():
     ds = tf.data.Dataset.from_tensor_slices(
         (rng.normal(size=(256, 8, 8, 1)).astype("float32"), rng.integers(0, 10, 256).astype("int32"))
     ).batch(16).repeat()
-    callback = prune.prune(model, ds, final_sparsity=0.7, epochs=2, steps_per_epoch=10, frequency=2, log=None)
-    report = prune.sparsity_report(model)
+    callback = pruning.prune(model, ds, final_sparsity=0.7, epochs=2, steps_per_epoch=10, frequency=2)
+    report = pruning.sparsity_report(model)
     assert callback.step == 20
     assert report["total"] == pytest.approx(0.7, abs=0.01)  # held through the fine-tuning steps after end_step
-    assert export.weight_sparsity(model) > 0.6
+    assert exporter.weight_sparsity(model) > 0.6
 
 
 # ----------------------------------------------------------------------------- where files go
@@ -412,11 +413,11 @@ def test_refusal_comes_before_any_work(tmp_path):
     """A SavedModel directory or a card already there: refused before conversion."""
     model = _random_model("lenet5", 32, {})
     (tmp_path / "lenet5_savedmodel").mkdir()
-    with pytest.raises(export.ExportError, match="lenet5_savedmodel already exists; pass --overwrite"):
-        export.export("lenet5", model=model, fmt="savedmodel", output=str(tmp_path), parity_images=0)
+    with pytest.raises(exporter.ExportError, match="lenet5_savedmodel already exists; pass --overwrite"):
+        exporter.export("lenet5", model=model, fmt="savedmodel", output=str(tmp_path), parity_images=0)
     (tmp_path / "lenet5_float16.json").write_text("{}")
-    with pytest.raises(export.ExportError, match=r"lenet5_float16\.json already exists"):
-        export.export("lenet5", model=model, quantize="float16", output=str(tmp_path), parity_images=0)
+    with pytest.raises(exporter.ExportError, match=r"lenet5_float16\.json already exists"):
+        exporter.export("lenet5", model=model, quantize="float16", output=str(tmp_path), parity_images=0)
     assert sorted(os.listdir(tmp_path)) == ["lenet5_float16.json", "lenet5_savedmodel"]
     assert os.listdir(tmp_path / "lenet5_savedmodel") == []
 
@@ -443,9 +444,9 @@ def test_mixed_precision_run_exports_in_float32(tmp_path):
     model = keras.Model(inputs, outputs, name="bf16_net")
     path = str(tmp_path / "bf16_net.keras")
     model.save(path)
-    loaded = export.load_model(None, path)
+    loaded = exporter.load_model(None, path)
     assert {layer.dtype_policy.name for layer in loaded.layers[1:]} == {"float32"}
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
-    card = export.export(weights=path, preprocessing="simple", output=str(tmp_path / "out"), parity_images=8)
-    assert card["parity"]["max_abs_diff"] <= export.FLOAT_ATOL and card["builtin_only"]
+    card = exporter.export(weights=path, preprocessing="simple", output=str(tmp_path / "out"), parity_images=8)
+    assert card["parity"]["max_abs_diff"] <= exporter.FLOAT_ATOL and card["builtin_only"]

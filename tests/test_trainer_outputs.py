@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainers import augment, export, outputs, quiet, recipes, run
+from trainers import cli, outputs, recipes
+from trainers.data import pipeline, preprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LENET_KERAS = os.path.join(ROOT, "saved_models", "lenet5", "lenet5.keras")
-# What TensorFlow 2.21 prints from C++ while it is imported (see trainers/quiet.py).
+# What TensorFlow 2.21 prints from C++ while it is imported (see keras_archs/_quiet.py).
 START_UP = ("absl::InitializeLog", "oneDNN", "cpu_feature_guard")
 
 
@@ -64,7 +65,7 @@ def test_savedmodel_directory_gets_the_usual_permissions(tmp_path, umask):
             with open(os.path.join(path, "saved_model.pb"), "w") as f:
                 f.write("x")
 
-    export._write_archive(Archive(), str(tmp_path / "sm"))
+    outputs.atomic_write_dir(str(tmp_path / "sm"), Archive().write_out)
     assert _mode(tmp_path / "sm") == 0o755  # mkdtemp made it 0700
 
 
@@ -85,12 +86,14 @@ def test_augment_mixup_gives_soft_labels():
     mixup_min_examples rule still applies)."""
     recipe = recipes.apply_overrides(recipes.get_recipe("lenet5"), augment="mixup")
     plan = recipes.resolve(recipe, num_train=64, global_batch=8, epochs=1)
-    assert plan.mixup_alpha == augment.POLICIES["mixup"].mixup_alpha == 0.2
+    assert plan.mixup_alpha == preprocess.POLICIES["mixup"].mixup_alpha == 0.2
     rng = np.random.default_rng(0)
     raw = tf.data.Dataset.from_tensor_slices(
         (rng.integers(0, 256, (64, 28, 28, 1)).astype(np.uint8), np.arange(64, dtype=np.int32) % 10)
     )
-    batches = run.make_train_dataset(raw, 64, 10, policy=recipe.augment, image_size=28, channels=1, plan=plan, seed=0)
+    batches = pipeline.make_train_dataset(
+        raw, 64, 10, policy=recipe.augment, image_size=28, channels=1, plan=plan, seed=0
+    )
     labels = np.concatenate([y.numpy() for _, y in batches(0)])
     assert labels.shape == (64, 10)
     np.testing.assert_allclose(labels.sum(axis=1), 1.0, atol=1e-5)
@@ -155,10 +158,11 @@ def test_filter_keeps_other_lines():
     """Only the start-up lines are dropped: anything else written to fd 2 still shows."""
     script = (
         "import os\n"
-        "from trainers import quiet\n"
-        "with quiet.filtered_stderr():\n"
+        "from trainers import cli\n"
+        "with cli.quiet().filtered_stderr():\n"
         "    os.write(2, b'I0000 port.cc:153] oneDNN custom operations are on.\\nreal problem\\n')\n"
     )
     done = _python("-c", script)
     assert done.returncode == 0 and done.stderr == "real problem\n"
-    assert quiet.is_noise("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR")
+    noise = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    assert cli.quiet().is_noise(noise)

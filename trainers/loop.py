@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -25,19 +25,18 @@ import numpy as np
 import tensorflow as tf
 
 from trainers import distribute, outputs
+from trainers.cli import EXIT_DIVERGED, FailedError
+from trainers.models import main_output
 from trainers.recipes import Plan, make_optimizer, make_schedule
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(FailedError):
     """The training loss became NaN or infinite."""
+
+    exit_code = EXIT_DIVERGED
 
 
 # ----------------------------------------------------------------------------- losses
-
-
-def main_output(outputs_: Any) -> tf.Tensor:
-    """The main logits of a model's outputs (a tensor, or a dict with ``"main"``)."""
-    return outputs_["main"] if isinstance(outputs_, Mapping) else outputs_
 
 
 def per_example_loss(
@@ -200,7 +199,7 @@ class Trainer:
         return list(averages) if self.recipe.ema_decay and averages else []
 
     @contextlib.contextmanager
-    def ema_weights(self):
+    def ema_weights(self) -> Iterator[None]:
         """Within the block the model holds the EMA of its weights (if the recipe uses one)."""
         averages = self._ema_averages()
         if not averages:
@@ -294,7 +293,7 @@ class Trainer:
 
         return eval_step
 
-    def train_on_batch(self, images, onehot) -> tuple[float, float]:
+    def train_on_batch(self, images: tf.Tensor, onehot: tf.Tensor) -> tuple[float, float]:
         """One optimisation step on an already distributed (or plain, one replica) batch."""
         loss, correct = self._step(images, onehot)
         return float(loss), float(correct)

@@ -1,6 +1,7 @@
-"""What a run leaves in ``--model_dir``, every file written atomically (temp file + rename).
+"""What a run leaves in ``--model_dir``, and the atomic writes (temp file or directory, then
+rename) every trainers tool writes its files with.
 
-Layout::
+A run's folder::
 
     state.json          resume state: epochs done, history, best metric, plateau state
     checkpoints/        tf.train.Checkpoint of model, optimizer, plateau scale (last two)
@@ -18,6 +19,7 @@ import io
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -75,14 +77,36 @@ def refuse_overwrite(paths: Sequence[str], *, overwrite: bool = False) -> None:
         )
 
 
-def atomic_write_text(path: str, text: str) -> None:
+def atomic_write_bytes(path: str, data: bytes) -> None:
     def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
     atomic_write(path, write)
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_dir(path: str, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_dir)`` then rename the temp directory onto ``path`` (same parent),
+    replacing a directory already there; it gets 0777 minus the umask, as ``os.makedirs``
+    would give it."""
+    parent = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=parent)
+    try:
+        write(tmp)
+        public_mode(tmp, directory=True)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _jsonable(value: Any) -> Any:
@@ -150,7 +174,7 @@ def plot_history(path: str, history: Sequence[dict[str, Any]], title: str = "") 
     plt.close(fig)
 
 
-def write_scalars(writer, scalars: dict[str, float], step: int) -> None:
+def write_scalars(writer: Any, scalars: dict[str, float], step: int) -> None:
     """TensorBoard scalars without the ``tensorboard`` package (tensorflow-cpu 2.21 no longer
     depends on it): ``tf.summary.write`` with the scalars plugin's metadata, which is what
     ``tf.summary.scalar`` writes."""
@@ -167,6 +191,6 @@ def write_scalars(writer, scalars: dict[str, float], step: int) -> None:
     writer.flush()
 
 
-def save_keras(model, path: str) -> None:
+def save_keras(model: Any, path: str) -> None:
     """``model.save`` to a temp ``.keras`` file, then rename."""
     atomic_write(path, model.save)

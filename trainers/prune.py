@@ -1,19 +1,4 @@
-"""Magnitude pruning for Keras 3 models (Zhu & Gupta 2017, "To prune, or not to prune";
-the pruning step of Han et al. 2016, "Deep Compression").
-
-tensorflow-model-optimization prunes only tf-keras (Keras 2) models: its
-``prune_low_magnitude`` rejects Keras 3 layers. So pruning is done here as a training
-callback: every ``frequency`` steps the smallest-magnitude entries of each conv / dense
-kernel are masked so that the layer reaches the sparsity of a polynomial schedule,
-
-    s(t) = s_f + (s_i - s_f) * (1 - (t - t_0) / (t_1 - t_0)) ** 3      for t_0 <= t <= t_1,
-
-and the masks are re-applied after every step, so the optimizer cannot regrow pruned
-weights. Pruning is layer-wise (each kernel reaches ``s(t)``, tfmot's default) or global
-(one magnitude threshold over all kernels; the total reaches ``s(t)``); kernels with fewer
-than ``min_weights`` entries are left dense. The model keeps its
-architecture (zeros are ordinary values): save it as ``.keras`` and export it with
-``trainers.export --sparse`` (TFLite sparse storage) or measure its gzip'd size.
+"""Magnitude-prune a trained model while fine-tuning it, then save it with its card.
 
     python -m trainers.prune --weights runs/sq/best.keras    # -> runs/sq/squeezenet1_1_pruned.keras
 
@@ -21,6 +6,7 @@ Without ``--output`` the pruned file goes beside ``--weights`` when that is a tr
 folder (it has a ``plan.json``), else to ``exports/<arch>/``; an existing output file is an
 error (exit code 2, checked before any training) unless ``--overwrite`` is given. The card
 ``<output stem>.json`` records the preprocessing and the class names for trainers.export.
+The method: :mod:`trainers.deploy.pruning`. Exit codes: :mod:`trainers.cli`.
 
 The command-line defaults are the recipe of the shipped SqueezeNet 1.1 (60 % global
 sparsity, ramped over the first half of 4 epochs of Adam at 3e-4): 0.06 points below the
@@ -34,233 +20,13 @@ import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from trainers import cli
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-if __name__ == "__main__":  # the CLI: TensorFlow's start-up lines hidden unless --verbose
-    from trainers import quiet
 
-    quiet.import_tensorflow(verbose="--verbose" in sys.argv[1:])
-
-import keras
-import numpy as np
-
-
-def polynomial_sparsity(
-    step: int, *, initial: float, final: float, begin_step: int, end_step: int, power: float = 3.0
-) -> float:
-    """Zhu & Gupta's schedule: ``initial`` before ``begin_step``, ``final`` from ``end_step`` on."""
-    if step <= begin_step:
-        return initial
-    if step >= end_step:
-        return final
-    progress = (step - begin_step) / max(1, end_step - begin_step)
-    return final + (initial - final) * (1.0 - progress) ** power
-
-
-def prunable_kernels(model: keras.Model, min_weights: int = 256, keep_ends: bool = True) -> list:
-    """The kernels of Conv / DepthwiseConv / Dense layers with at least ``min_weights`` entries;
-    with ``keep_ends`` the first and the last such layer (input conv, classifier) stay dense:
-    they are small and the most sensitive (pruning SqueezeNet's conv10 to 60-70 % with the
-    rest cost 7-8 points here)."""
-    kernels = []
-    for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D | keras.layers.Dense):
-            kernel = getattr(layer, "depthwise_kernel", None)
-            kernel = getattr(layer, "kernel", None) if kernel is None else kernel
-            if kernel is not None:
-                kernels.append(kernel)
-    if keep_ends and len(kernels) > 2:
-        kernels = kernels[1:-1]
-    return [k for k in kernels if int(np.prod(k.shape)) >= min_weights]
-
-
-def magnitude_mask(values: np.ndarray, sparsity: float) -> np.ndarray:
-    """A 0/1 mask zeroing exactly ``round(sparsity * size)`` smallest-magnitude entries."""
-    flat = np.abs(values).ravel()
-    k = round(sparsity * flat.size)
-    mask = np.ones(flat.size, np.float32)
-    if k > 0:
-        mask[np.argpartition(flat, k - 1)[:k]] = 0.0
-    return mask.reshape(values.shape)
-
-
-def global_magnitude_masks(values: list[np.ndarray], sparsity: float) -> list[np.ndarray]:
-    """0/1 masks zeroing the ``round(sparsity * total)`` smallest-magnitude entries over all
-    ``values`` together: one threshold, so each layer's share follows its weights (layers
-    with large fan-in, hence small weights, are pruned hardest, as in Deep Compression's
-    per-layer rates)."""
-    flat = np.concatenate([np.abs(v).ravel() for v in values])
-    masks = magnitude_mask(flat, sparsity)
-    out, start = [], 0
-    for v in values:
-        out.append(masks[start : start + v.size].reshape(v.shape))
-        start += v.size
-    return out
-
-
-class MagnitudePruning(keras.callbacks.Callback):
-    """Prune the model's kernels to a polynomial sparsity schedule during ``fit``.
-
-    Args:
-        final_sparsity: fraction of each kernel's entries that end at zero.
-        end_step: step at which ``final_sparsity`` is reached (training may go on after,
-            with the masks fixed: the fine-tuning phase).
-        begin_step, initial_sparsity, power: the schedule's start and shape.
-        frequency: steps between mask updates.
-        min_weights: kernels smaller than this stay dense.
-        scope: "layer" (each kernel reaches the sparsity, tfmot's default) or "global" (one
-            magnitude threshold over all kernels; the total reaches it).
-    """
-
-    def __init__(
-        self,
-        final_sparsity: float,
-        end_step: int,
-        *,
-        begin_step: int = 0,
-        initial_sparsity: float = 0.0,
-        power: float = 3.0,
-        frequency: int = 50,
-        min_weights: int = 256,
-        scope: str = "layer",
-    ) -> None:
-        super().__init__()
-        if scope not in ("layer", "global"):
-            raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}.")
-        self.scope = scope
-        if not 0.0 <= initial_sparsity <= final_sparsity < 1.0:
-            raise ValueError(f"need 0 <= initial_sparsity <= final_sparsity < 1, got {initial_sparsity}, {final_sparsity}.")
-        self.final_sparsity = final_sparsity
-        self.initial_sparsity = initial_sparsity
-        self.begin_step = begin_step
-        self.end_step = end_step
-        self.power = power
-        self.frequency = max(1, frequency)
-        self.min_weights = min_weights
-        self.step = 0
-        self.kernels: list = []
-        self.masks: list = []
-
-    def sparsity_at(self, step: int) -> float:
-        return polynomial_sparsity(
-            step, initial=self.initial_sparsity, final=self.final_sparsity,
-            begin_step=self.begin_step, end_step=self.end_step, power=self.power,
-        )  # fmt: skip
-
-    def _update_masks(self) -> None:
-        target = self.sparsity_at(self.step)
-        values = [np.asarray(kernel.numpy()) for kernel in self.kernels]
-        if self.scope == "global":
-            masks = global_magnitude_masks(values, target)
-        else:
-            masks = [magnitude_mask(v, target) for v in values]
-        for mask, new in zip(self.masks, masks):
-            mask.assign(new)
-
-    def _apply(self) -> None:
-        for kernel, mask in zip(self.kernels, self.masks):
-            kernel.assign(kernel * mask)
-
-    def on_train_begin(self, logs=None) -> None:
-        if not self.kernels:
-            self.kernels = prunable_kernels(self.model, self.min_weights)
-            self.masks = [keras.Variable(np.ones(k.shape, np.float32), trainable=False) for k in self.kernels]
-        self._update_masks()
-        self._apply()
-
-    def on_train_batch_end(self, batch, logs=None) -> None:
-        self.step += 1
-        if self.step <= self.end_step and (self.step % self.frequency == 0 or self.step == self.end_step):
-            self._update_masks()
-        self._apply()
-
-    def on_epoch_end(self, epoch, logs=None) -> None:
-        if logs is not None:
-            logs["sparsity"] = self.sparsity_at(self.step)
-
-
-def sparsity_report(model: keras.Model, min_weights: int = 256) -> dict[str, float]:
-    """Fraction of zeros per prunable kernel, and ``"total"`` over all of them."""
-    out, zeros, total = {}, 0, 0
-    for kernel in prunable_kernels(model, min_weights):
-        v = np.asarray(kernel.numpy())
-        out[kernel.path] = float(np.mean(v == 0))
-        zeros += int(np.sum(v == 0))
-        total += v.size
-    out["total"] = zeros / total if total else 0.0
-    return out
-
-
-# ----------------------------------------------------------------------------- fine-tuning
-
-
-def datasets(prep, *, batch_size: int, seed: int = 0, dataset: str = "fashion_mnist", data_dir=None):
-    """``(train, test)`` batched datasets with the policy's train / eval transforms."""
-    import tensorflow as tf
-
-    from trainers import augment, data
-
-    train, info = data.load_dataset(dataset, "train", data_dir=data_dir)
-    test, _ = data.load_dataset(dataset, "test", data_dir=data_dir)
-    train = train.shuffle(min(info.num_train, 60_000), seed=seed, reshuffle_each_iteration=True)
-    train = augment.map_train(train, prep.policy, prep.image_size, prep.channels, seed)
-    train = train.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    test = test.map(augment.eval_transform(prep.policy, prep.image_size, prep.channels), num_parallel_calls=tf.data.AUTOTUNE)
-    return train, test.batch(256).prefetch(tf.data.AUTOTUNE), info
-
-
-def evaluate(model: keras.Model, test) -> float:
-    correct = total = 0
-    for x, y in test:
-        logits = model(x, training=False)
-        logits = logits["main"] if isinstance(logits, dict) else logits
-        correct += int(np.sum(np.argmax(logits, -1) == y.numpy()))
-        total += len(y)
-    return correct / total
-
-
-def prune(
-    model: keras.Model,
-    train,
-    *,
-    final_sparsity: float,
-    epochs: int,
-    steps_per_epoch: int,
-    lr: float = 3e-4,
-    prune_fraction: float = 0.6,
-    frequency: int = 50,
-    scope: str = "layer",
-    log=print,
-) -> MagnitudePruning:
-    """Prune ``model`` in place while fine-tuning it with Adam: the sparsity ramps up over the
-    first ``prune_fraction`` of the steps, the rest fine-tunes with the masks fixed."""
-    total = epochs * steps_per_epoch
-    callback = MagnitudePruning(
-        final_sparsity, end_step=max(1, int(total * prune_fraction)), frequency=frequency, scope=scope
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(train, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=[callback], verbose=2)
-    return callback
-
-
-def uncompiled_copy(model: keras.Model) -> keras.Model:
-    """The model rebuilt from its config with the same weights and no optimizer: a compiled
-    model's ``.keras`` file also holds the Adam moments (3x the size), and ``clone_model``
-    keeps the compilation."""
-    plain = keras.Model.from_config(model.get_config())
-    plain.set_weights(model.get_weights())
-    return plain
-
-
-def main(argv: list[str] | None = None) -> int:
-    from trainers import export, outputs
-
-    p = argparse.ArgumentParser(prog="python -m trainers.prune", description="Magnitude-prune and fine-tune a model.")
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = cli.ArgumentParser(prog="python -m trainers.prune", description="Magnitude-prune and fine-tune a model.")
     p.add_argument("--weights", required=True, help=".keras file to prune (a trainers.run best.keras)")
     p.add_argument("--output", help="the pruned .keras file (default: <stem>_pruned.keras in the run folder holding "
                    "--weights, else in exports/<arch>/)")  # fmt: skip
@@ -278,49 +44,65 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data_dir")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--verbose", action="store_true", help="show TensorFlow's native start-up log lines")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
-    import keras_archs  # noqa: F401  (registers the custom layers the .keras file may use)
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the exit code (:mod:`trainers.cli`)."""
+    args = parse_args(argv)
+    cli.quiet().import_tensorflow(verbose=args.verbose)
+    return cli.run_command(lambda: _prune(args, sys.argv[1:] if argv is None else argv))
+
+
+def _prune(args: argparse.Namespace, argv: list[str]) -> int:
+    import keras
+
+    from trainers import outputs
+    from trainers.data import datasets, preprocess
+    from trainers.deploy import pruning, records
+    from trainers.models import load_keras, model_input_spec
 
     if not (os.path.isfile(args.weights) and args.weights.endswith(".keras")):
-        print(f"error: --weights {args.weights} is not a .keras file; pass a trainers.run best.keras.", file=sys.stderr)
-        return 2
+        raise cli.UsageError(f"--weights {args.weights} is not a .keras file; pass a trainers.run best.keras.")
     keras.utils.set_random_seed(args.seed)
-    model = keras.saving.load_model(args.weights, compile=False)
-    output = args.output or os.path.join(
-        export.default_output(model.name, args.weights), f"{export.default_stem(model.name, args.weights)}_pruned.keras"
-    )
+    model = load_keras(args.weights)
+    stem = records.default_stem(model.name, args.weights)
+    output = args.output or os.path.join(records.default_output(model.name, args.weights), f"{stem}_pruned.keras")
     try:  # before any training: minutes of work must not end in a refusal
         outputs.refuse_overwrite([output, os.path.splitext(output)[0] + ".json"], overwrite=args.overwrite)
     except FileExistsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    size, channels = export.model_input_spec(model)
-    policy = args.preprocessing or export.recorded_policy(args.weights)[0] or export.default_policy(model.name)
-    prep = export.preprocessing_for(policy, size, channels)
-    train, test, info = datasets(prep, batch_size=args.batch_size, seed=args.seed, dataset=args.dataset, data_dir=args.data_dir)
+        raise cli.UsageError(str(e)) from None
+    size, channels = model_input_spec(model)
+    policy = records.policy_for(args.weights, model.name, args.preprocessing)
+    prep = preprocess.preprocessing_for(policy, size, channels)
+    try:
+        train, test, info = pruning.fine_tuning_data(
+            prep, batch_size=args.batch_size, seed=args.seed, dataset=args.dataset, data_dir=args.data_dir
+        )
+    except (datasets.DatasetUnavailableError, ValueError) as e:
+        raise cli.UsageError(f"cannot load dataset {args.dataset!r}: {cli.first_line(e)}") from None
     steps = args.steps_per_epoch or info.num_train // args.batch_size
     start = time.time()
-    before = evaluate(model, test)
+    before = pruning.evaluate(model, test)
     print(f"{model.name}: test accuracy before pruning {before:.4f}", flush=True)
-    prune(
+    pruning.prune(
         model, train, final_sparsity=args.final_sparsity, epochs=args.epochs, steps_per_epoch=steps, lr=args.lr,
         prune_fraction=args.prune_fraction, scope=args.scope,
     )  # fmt: skip
-    after = evaluate(model, test)
-    report = sparsity_report(model)
+    after = pruning.evaluate(model, test)
+    report = pruning.sparsity_report(model)
     print(f"test accuracy after pruning to {report['total']:.3f} sparsity: {after:.4f} (was {before:.4f})", flush=True)
-    outputs.save_keras(uncompiled_copy(model), output)
+    outputs.save_keras(pruning.uncompiled_copy(model), output)
     outputs.write_json(
         os.path.splitext(output)[0] + ".json",
         {
             "arch": model.name, "source_weights": args.weights, "preprocessing": prep.describe(),
-            "class_names": export.recorded_class_names(args.weights)[0] or list(info.class_names),
+            "class_names": records.recorded_class_names(args.weights)[0] or list(info.class_names),
             "final_sparsity": args.final_sparsity, "scope": args.scope, "prune_fraction": args.prune_fraction,
             "epochs": args.epochs, "steps_per_epoch": steps,
             "lr": args.lr, "test_accuracy_before": before, "test_accuracy_after": after,
             "sparsity": report, "wall_seconds": time.time() - start,
-            "command": " ".join(["python -m trainers.prune", *(sys.argv[1:] if argv is None else argv)]),
+            "command": " ".join(["python -m trainers.prune", *argv]),
         },
     )  # fmt: skip
     print(f"wrote {output}", flush=True)

@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 
 import keras_archs
-from trainers import augment
+from trainers.data.preprocess import get_policy
 
 OPTIMIZERS = ("sgd", "rmsprop", "adam")
 SCHEDULES = ("constant", "step", "exponential", "linear", "cosine", "plateau")
@@ -469,36 +469,30 @@ RECIPES: dict[str, Recipe] = {
     )
 }  # fmt: skip
 
-# Registry family (normalised: lower case, letters and digits only) -> recipe. A family
-# not listed takes the longest listed prefix (``efficientnetv2`` -> ``efficientnet``);
-# CIFAR families (``...cifar``) take the ``_cifar`` recipe of their base when there is one.
+# Registry family (normalised: lower case, letters and digits only) -> recipe, one entry per
+# family of the registry. A family not listed takes the longest listed prefix
+# (``efficientnetv2`` -> ``efficientnet``); CIFAR families (``...cifar``) take the ``_cifar``
+# recipe of their base when there is one.
 FAMILY_RECIPES: dict[str, str] = {
     "lenet": "lenet5",
     "alexnet": "alexnet",
     "vgg": "vgg",
     "nin": "nin",
-    "networkinnetwork": "nin",
     "googlenet": "googlenet",
-    "inception": "googlenet",
-    "inceptionv1": "googlenet",
     "inceptionv3": "inception_v3",
     "inceptionv4": "inception_v4",
     "inceptionresnet": "inception_v4",
     "resnet": "resnet",
     "resnetcifar": "resnet_cifar",
-    "plain": "resnet",
     "wideresnet": "wide_resnet",
     "wideresnetcifar": "wide_resnet_cifar",
-    "wrn": "wide_resnet_cifar",
     "resnext": "resnext",
     "densenet": "densenet",
     "densenetcifar": "densenet_cifar",
     "squeezenet": "squeezenet",
     "bit": "bit",
-    "bigtransfer": "bit",
     "efficientnet": "efficientnet",
     "mnasnet": "mnasnet",
-    "shufflenet": "shufflenet_v2",
     "shufflenetv2": "shufflenet_v2",
 }
 
@@ -662,7 +656,7 @@ def resolve(
     total = n_epochs * spe
     warmup_steps = min(warmup_steps, total)
     # The augmentation policy's alpha (``--augment mixup``) wins over the recipe's.
-    alpha = augment.get_policy(recipe.augment).mixup_alpha or recipe.mixup_alpha
+    alpha = get_policy(recipe.augment).mixup_alpha or recipe.mixup_alpha
     mixup = alpha if num_train >= recipe.mixup_min_examples else 0.0
     return Plan(
         recipe=recipe,
@@ -736,7 +730,7 @@ class RecipeSchedule(keras.optimizers.schedules.LearningRateSchedule):
             return s.end_multiplier + (1.0 - s.end_multiplier) * 0.5 * (1.0 + tf.cos(math.pi * progress))
         raise ValueError(f"Unknown schedule kind {s.kind!r}.")
 
-    def __call__(self, step):
+    def __call__(self, step: tf.Tensor | int) -> tf.Tensor:
         step = tf.cast(step, tf.float32)
         lr = self.base_lr * self.multiplier(step)
         if self.warmup_steps > 0:

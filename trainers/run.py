@@ -10,7 +10,8 @@ The recipe defaults to the architecture's paper (``trainers.recipes``); flags ov
 single values. Model selection (best checkpoint, plateau schedules, early stopping) reads a
 validation split held out from the training data; the test split is evaluated once, at the
 end, on the chosen weights. Outputs go to ``--model_dir`` (see ``trainers.outputs``);
-``--resume`` continues an interrupted run there.
+``--resume`` continues an interrupted run there. Exit codes: :mod:`trainers.cli` (3 for a
+run whose loss becomes NaN or infinite).
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from __future__ import annotations
 import os
 import sys
 import time
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+from collections.abc import Callable
+from typing import Any
 
 from absl import app, flags
+
+from trainers import cli
+from trainers.cli import UsageError
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 flags.DEFINE_string(
     "arch", None, "Registry name of the model (`python -m keras_archs` lists them). Default: the demo, "
@@ -51,7 +56,7 @@ flags.DEFINE_enum(
 )
 flags.DEFINE_float("warmup_epochs", None, "Override the warm-up length (epochs of this dataset).")
 flags.DEFINE_float("dropout", None, "Override the model's dropout rate (families with a `dropout` option).")
-flags.DEFINE_string("augment", None, "Override the augmentation policy (trainers.augment).")
+flags.DEFINE_string("augment", None, "Override the augmentation policy (trainers.data.augment).")
 flags.DEFINE_float(
     "validation_split", 0.1, "Fraction of each class of the training split held out for validation (seeded, "
     "stratified) when the dataset has no validation split of its own; 0 trains on all of it (best = last).",
@@ -95,64 +100,9 @@ FLAGS = flags.FLAGS
 # with the short `budgeted` recipe on Fashion-MNIST at its own 28x28, a few minutes on 2 CPU cores.
 DEMO_ARCH = "resnet20"
 DEMO_RECIPE = "budgeted"
-EXIT_USAGE = 2
-EXIT_DIVERGED = 3
 
 
-class UsageError(ValueError):
-    """A bad flag combination or input; reported without a traceback."""
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def _distribute_options():
-    import tensorflow as tf
-
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return options
-
-
-def make_train_dataset(raw, num_train: int, num_classes: int, *, policy, image_size, channels, plan, seed):
-    """``epoch -> batched (images, onehot) dataset``; the shuffle order is a function of
-    ``seed`` and the epoch, so a resumed run sees the same data as an uninterrupted one."""
-    import tensorflow as tf
-
-    from trainers import augment
-
-    buffer = max(1, min(num_train, 60_000))
-    mixup = augment.make_mixup(plan.mixup_alpha, seed) if plan.mixup_alpha > 0 else None
-
-    def for_epoch(epoch: int) -> tf.data.Dataset:
-        ds = raw.shuffle(buffer, seed=seed * 1000 + epoch, reshuffle_each_iteration=False)
-        ds = augment.map_train(ds, policy, image_size, channels, seed * 1000 + epoch)
-        ds = ds.batch(plan.global_batch, drop_remainder=True)
-        ds = ds.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
-        if mixup is not None:
-            ds = ds.map(mixup)
-        ds = ds.take(plan.steps_per_epoch).prefetch(tf.data.AUTOTUNE)
-        return ds.with_options(_distribute_options())
-
-    return for_epoch
-
-
-def make_eval_dataset(raw, *, policy, image_size, channels, batch_size, steps=None, crops: int = 1):
-    """Batched ``(image, label)`` pairs with the policy's evaluation transform; ``crops=10``
-    gives ``[batch, 10, S, S, C]`` (AlexNet's ten crops, averaged by the evaluation)."""
-    import tensorflow as tf
-
-    from trainers import augment
-
-    transform = augment.ten_crop_transform if crops == 10 else augment.eval_transform
-    ds = raw.map(transform(policy, image_size, channels), num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.batch(batch_size)
-    if steps:
-        ds = ds.take(steps)
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(_distribute_options())
-
-
-def _parse_classes(values) -> tuple[int, ...] | None:
+def _parse_classes(values: list[str] | None) -> tuple[int, ...] | None:
     if not values:
         return None
     try:
@@ -161,75 +111,14 @@ def _parse_classes(values) -> tuple[int, ...] | None:
         raise UsageError(f"--classes takes class ids (integers), got {','.join(values)!r}.") from None
 
 
-def load_splits(spec: str, data_dir: str | None, *, validation_split: float, seed: int, classes=None,
-                per_class=None, train: bool = True, log=print):  # fmt: skip
-    """``(train, validation, test, info)``: unbatched datasets (``train``/``validation``
-    ``None`` when not needed) and the :class:`trainers.data.DatasetInfo` with the counts
-    of what is trained on, selected on and tested on."""
-    import dataclasses
-
-    import numpy as np
-
-    from trainers import data
-
-    try:
-        raw_test, info = data.load_dataset(spec, "test", data_dir=data_dir)
-        raw_train = data.load_dataset(spec, "train", data_dir=data_dir)[0] if train else None
-    except (FileNotFoundError, KeyError, NotImplementedError) as e:
-        raise UsageError(f"cannot load dataset {spec!r}: {e}") from None
-    own_validation = train and data.has_validation_split(spec, data_dir)
-
-    def count_kept(split: str) -> int:
-        """Examples of ``split`` in the kept classes."""
-        labels = data.split_labels(spec, split, data_dir)
-        return len(labels) if classes is None else int(np.isin(labels, classes).sum())
-
-    names = info.class_names
-    if classes is not None:
-        unknown = [c for c in classes if not 0 <= c < info.num_classes]
-        if unknown:
-            raise UsageError(f"--classes {unknown} out of range: {info.name} has classes 0..{info.num_classes - 1}.")
-        raw_test = data.relabel(raw_test, classes)
-        names = tuple(info.class_names[c] for c in classes)
-        info = dataclasses.replace(info, num_test=count_kept("test"))
-    info = dataclasses.replace(info, num_classes=len(names), class_names=names)
-    if not train:
-        return None, None, raw_test, info
-    raw_validation = None
-    fraction = 0.0 if own_validation else validation_split
-    if fraction or classes is not None or per_class is not None:
-        labels = data.split_labels(spec, "train", data_dir)
-        try:
-            chosen = data.select_examples(
-                labels, validation_fraction=fraction, seed=seed, classes=classes, per_class=per_class
-            )
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        if len(chosen.validation):
-            raw_validation = data.take_examples(raw_train, chosen.validation, chosen.classes)
-        raw_train = data.take_examples(raw_train, chosen.train, chosen.classes)
-        info = dataclasses.replace(info, num_train=len(chosen.train), num_validation=len(chosen.validation))
-    if own_validation:
-        raw_validation, val_info = data.load_dataset(spec, "validation", data_dir=data_dir)
-        if classes is not None:
-            raw_validation = data.relabel(raw_validation, classes)
-        info = dataclasses.replace(info, num_validation=count_kept("validation"))
-        log(f"validation: the dataset's own '{val_info.split}' split ({info.num_validation} examples)")
-    elif raw_validation is not None:
-        log(
-            f"validation: {info.num_validation} examples held out from the training split "
-            f"(--validation_split {fraction:g}, stratified, seed {seed}); the test split is evaluated once, at the end"
-        )
-    else:
-        log("validation: none (--validation_split 0): the final weights are the chosen ones (best = last)")
-    return raw_train, raw_validation, raw_test, info
-
-
 # ----------------------------------------------------------------------------- model
 
 
-def build_model(arch: str, *, image_size: int, channels: int, classes: int, recipe, dropout=None, sync_bn=False,
-                weights=None, finetune=None, log=print):  # fmt: skip
+def build_model(
+    arch: str, *, image_size: int, channels: int, classes: int, recipe: Any, dropout: float | None = None,
+    sync_bn: bool = False, weights: str | None = None, finetune: str | None = None,
+    log: Callable[[str], None] = print,
+) -> Any:
     """The logits model for training: aux heads if the recipe weights them, dropout, sync BN,
     and the starting weights (``finetune``: every layer but the classifier; ``"head"``
     freezes the rest)."""
@@ -265,7 +154,7 @@ def build_model(arch: str, *, image_size: int, channels: int, classes: int, reci
         try:
             skipped = weights_lib.load_weights(model, weights, arch=spec.name, skip_head=bool(finetune))
         except weights_lib.WeightsError as e:
-            raise UsageError(str(e)) from None
+            raise cli.FailedError(str(e)) from None
         loaded = sum(len(layer.weights) > 0 for layer in model.layers) - len(skipped)
         log(
             f"weights: {loaded} layers loaded from {weights}"
@@ -332,7 +221,8 @@ def _check_flags() -> None:
         raise UsageError("--eval_only needs --weights (the .keras file to evaluate).")
 
 
-def run(argv=None) -> int:
+def run(argv: list[str] | None = None) -> int:
+    """Train (or with ``--eval_only`` evaluate) as the flags say; returns the exit code."""
     start = time.time()
     _check_flags()
     # Strategies must exist before other TensorFlow work (multi-worker in particular).
@@ -341,6 +231,7 @@ def run(argv=None) -> int:
 
     import keras_archs
     from trainers import distribute, outputs, precision, recipes
+    from trainers.data.pipeline import load_splits, make_eval_dataset, make_train_dataset
     from trainers.loop import Trainer
 
     strategy = distribute.make_strategy(FLAGS.strategy, tpu=FLAGS.tpu)
@@ -497,28 +388,35 @@ def run(argv=None) -> int:
     return 0
 
 
-def main(argv) -> int:
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, following :mod:`trainers.cli`: a bad flag is one line and exit
+    code 2 (absl prints "FATAL Flags parsing error" and exits 1), ``--help`` exits 0."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        message = f"{cli.first_line(e)}; `python -m trainers.run --helpfull` lists the flags."
+        sys.exit(cli.report(message, cli.EXIT_USAGE))
+    except SystemExit as e:  # absl's --help, --helpshort and --helpfull print the flags, then exit 1
+        raise SystemExit(0 if e.code == 1 else e.code) from None
+
+
+def main(argv: list[str]) -> int:
+    """The command line (after :func:`parse_flags`); returns the exit code."""
     if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.report(
+            f"unexpected arguments {argv[1:]}; flags take the form --name=value "
+            "(`python -m trainers.run --helpfull` lists them).",
+            cli.EXIT_USAGE,
+        )
     from absl import logging
 
-    from trainers import quiet
-
-    quiet.import_tensorflow(verbose=FLAGS.verbose)  # before anything imports TensorFlow
-    from trainers.loop import TrainingDivergedError
-
+    cli.quiet().import_tensorflow(verbose=FLAGS.verbose)  # before anything imports TensorFlow
     logging.set_verbosity(logging.WARNING)
     try:
-        return run(argv)
-    except TrainingDivergedError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_DIVERGED
-    except (UsageError, ValueError, KeyError, FileNotFoundError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return cli.run_command(lambda: run(argv))
+    except (ValueError, KeyError, FileNotFoundError) as e:  # settings rejected deeper down (strategy, model options)
+        return cli.report(e, cli.EXIT_USAGE)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -7,14 +7,17 @@ Importing TensorFlow 2.21 prints, from C++, before any Python code can intervene
 
 (twice: two native libraries each log it) and, unless ``TF_CPP_MIN_LOG_LEVEL`` >= 1, the
 ``cpu_feature_guard.cc`` note about CPU instructions. ``TF_CPP_MIN_LOG_LEVEL`` (even 3)
-does not silence the first two: they are logged before TensorFlow reads it (measured,
-BUILD_NOTES.md "Export"). ``TF_ENABLE_ONEDNN_OPTS=0`` would, but it turns off oneDNN's
-faster kernels, so it is not touched. What works is redirecting file descriptor 2 while
-TensorFlow is imported: :func:`import_tensorflow` does that, then writes back every
-captured line that is not one of these (:data:`NOISE`), so real errors still show.
-The command-line tools call it before anything imports TensorFlow (Keras does); their
-``--verbose`` flag skips the filter. LiteRT's "Created TensorFlow Lite XNNPACK delegate"
-line, printed whenever an interpreter is made, is dropped the same way (:func:`quietly`).
+does not silence the first two: they are logged before TensorFlow reads it.
+``TF_ENABLE_ONEDNN_OPTS=0`` would, but it turns off oneDNN's faster kernels, so it is not
+touched. What works is redirecting file descriptor 2 while TensorFlow is imported:
+:func:`import_tensorflow` does that, then writes back every captured line that is not one
+of these (:data:`NOISE`), so real errors still show. A command line calls it before anything
+imports TensorFlow (Keras does); a ``--verbose`` flag skips the filter. LiteRT's "Created
+TensorFlow Lite XNNPACK delegate" line, printed whenever an interpreter is made, is dropped
+the same way (:func:`quietly`).
+
+Only the standard library is imported here, so that this module can act before TensorFlow
+is loaded.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""TFLite conversion, inspection and execution for :mod:`trainers.export`.
+"""TFLite conversion, inspection and execution for :mod:`trainers.deploy.exporter` and
+:mod:`trainers.deploy.predictor`.
 
 Conversion starts from a SavedModel signature (``tf.lite.TFLiteConverter.from_saved_model``):
 Keras 3 models convert reliably that way, and the signature's input and output names
@@ -14,10 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from trainers.cli import quiet
+
+if TYPE_CHECKING:
+    from ai_edge_litert.interpreter import Interpreter
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 # Ops that only move data across the float/int8 boundary or reshape it: not "left in float".
@@ -234,22 +242,18 @@ def _signature_details(data: bytes):
 # ----------------------------------------------------------------------------- execution
 
 
-def make_interpreter(model: bytes | str, num_threads: int | None = None):
+def make_interpreter(model: bytes | str, num_threads: int | None = None) -> Interpreter:
     """A LiteRT interpreter for a flatbuffer (bytes) or a ``.tflite`` path.
 
     LiteRT applies its XNNPACK delegate by default. For a few int8 graphs (e.g.
     SqueezeNet 1.0 at 32x32, whose last ceil-mode pool sees a 4x4 map) the delegate
     fails to prepare; the interpreter then falls back to the built-in kernels (warning).
     """
-    import warnings
-
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from trainers.quiet import quietly
 
     source = {"model_content": bytes(model)} if isinstance(model, bytes | bytearray) else {"model_path": str(model)}
     try:
-        with quietly():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
+        with quiet().quietly():  # LiteRT's "Created TensorFlow Lite XNNPACK delegate" line
             interpreter = Interpreter(**source, num_threads=num_threads)
             interpreter.allocate_tensors()
     except RuntimeError as e:
@@ -264,7 +268,7 @@ def make_interpreter(model: bytes | str, num_threads: int | None = None):
     return interpreter
 
 
-def run_signature(interpreter, images: np.ndarray, *, signature: str | None = None, output: str | None = None) -> np.ndarray:
+def run_signature(interpreter: Interpreter, images: np.ndarray, *, signature: str | None = None, output: str | None = None) -> np.ndarray:
     """Run a one-input signature on ``images`` (any batch size; the graph's batch of 1 is
     looped), returning the named ``output`` (default: the only one) as float32."""
     signatures = interpreter.get_signature_list()

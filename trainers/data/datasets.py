@@ -36,14 +36,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from trainers.data.classes import FASHION_MNIST_CLASSES
+
 log = logging.getLogger(__name__)
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-# Zalando's README (github.com/zalandoresearch/fashion-mnist), labels 0..9.
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

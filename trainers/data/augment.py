@@ -1,8 +1,9 @@
-"""The papers' input pipelines as per-example ``tf.data`` functions, kept out of the model graph.
+"""The papers' training augmentation as per-example ``tf.data`` functions, kept out of the model graph.
 
 Every policy turns one ``uint8`` image ``[H, W, C]`` (any size, 1 or 3 channels) into a
 ``float32`` image ``[image_size, image_size, channels]`` normalised by the policy's
-:class:`Normalization` (``normalization(policy)`` tells export code how to reproduce it):
+normalization (the policies, their normalizations and their evaluation preprocessing are in
+:mod:`trainers.data.preprocess`):
 
 ============  ===========================================================  ===============
 policy        training augmentation (paper, section)                       normalization
@@ -27,11 +28,7 @@ simple        resize to image_size, flip (small datasets: Fashion-MNIST)   unit
 ============  ===========================================================  ===============
 
 Sizes are the papers' numbers at a 224 crop and scale with ``image_size`` (shorter side
-``256 * image_size / 224`` and so on). Normalizations, on the ``[0, 255]`` pixel scale:
-``caffe`` subtracts the ImageNet per-channel RGB mean (the papers subtract a per-pixel
-mean image, which needs the dataset; the per-channel mean is the usual stand-in), ``inception``
-maps to ``[-1, 1]``, ``imagenet`` subtracts the ImageNet mean and divides by its standard
-deviation, ``unit`` maps to ``[0, 1]``.
+``256 * image_size / 224`` and so on).
 
 Randomness is stateless: :meth:`TrainTransform.apply` is a pure function of
 ``(image, seed)``. Called as ``(image, label)`` the transform draws per-example seeds from a
@@ -41,7 +38,6 @@ Randomness is stateless: :meth:`TrainTransform.apply` is a pure function of
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -50,7 +46,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-Transform = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+from trainers.data.preprocess import center_crop, get_policy, normalizations, resize_shorter_side, to_channels
 
 # ImageNet RGB principal components for [0, 1] pixels (the AlexNet paper, Section 4.1,
 # describes the method without numbers; these are fb.resnet.torch's, datasets/imagenet.lua).
@@ -64,7 +60,6 @@ PCA_EIGVEC = (
 
 # The papers' crop size: every absolute size below is scaled by image_size / REFERENCE_CROP.
 REFERENCE_CROP = 224
-EVAL_CROP_FRACTION = 0.875  # resize shorter side to 256 for a 224 centre crop
 
 RANDAUGMENT_NUM_OPS = 2
 RANDAUGMENT_MAGNITUDE = 9.0
@@ -72,95 +67,8 @@ RANDAUGMENT_MAX_LEVEL = 10.0  # AutoAugment's level scale; M=10 is each op's max
 AUTOAUGMENT_MAX_LEVEL = 9  # the policy's levels are bins 0..9 of each op's range
 FILL_VALUE = 128.0  # geometric ops fill with grey, as EfficientNet's reference code
 
-
-# ----------------------------------------------------------------------------- normalization
-
-
-@dataclasses.dataclass(frozen=True)
-class Normalization:
-    """``(x - mean) / std`` per channel, ``x`` on the ``[0, 255]`` scale, in RGB order.
-
-    Single-channel images use the average of the three means and standard deviations
-    (the grey value of a grey pixel is the same number in all three RGB channels).
-    """
-
-    name: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def mean_std(self, channels: int) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std for a ``channels``-channel image."""
-        if channels == 3:
-            return list(self.mean), list(self.std)
-        if channels == 1:
-            return [float(np.mean(self.mean))], [float(np.mean(self.std))]
-        raise ValueError(f"Only 1- or 3-channel images are supported, got {channels} channels.")
-
-    def __call__(self, image: tf.Tensor) -> tf.Tensor:
-        mean, std = self.mean_std(int(image.shape[-1]))
-        return (tf.cast(image, tf.float32) - tf.constant(mean)) / tf.constant(std)
-
-    def value_range(self, channels: int = 3) -> tuple[float, float]:
-        """Range of normalised values for pixels in ``[0, 255]`` (lighting may exceed it slightly)."""
-        mean, std = self.mean_std(channels)
-        return min((0 - m) / s for m, s in zip(mean, std)), max((255 - m) / s for m, s in zip(mean, std))
-
-    def keras_layer(self, channels: int = 3):
-        """A ``keras.layers.Normalization`` doing the same, for exported models."""
-        import keras
-
-        mean, std = self.mean_std(channels)
-        return keras.layers.Normalization(axis=-1, mean=mean, variance=[s * s for s in std], name="normalization")
-
-
-NORMALIZATIONS: dict[str, Normalization] = {
-    # VGG's published BGR mean [103.939, 116.779, 123.68], here in RGB order.
-    "caffe": Normalization("caffe", (123.68, 116.779, 103.939), (1.0, 1.0, 1.0)),
-    "inception": Normalization("inception", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
-    "imagenet": Normalization("imagenet", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),
-    "unit": Normalization("unit", (0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Policy:
-    """What a policy is: its normalization, evaluation crop and whether batches get mixup."""
-
-    name: str
-    normalization: str
-    eval_crop_fraction: float
-    source: str
-    mixup_alpha: float | None = None
-
-
-POLICIES: dict[str, Policy] = {
-    p.name: p
-    for p in (
-        Policy("alexnet", "caffe", EVAL_CROP_FRACTION, "Krizhevsky et al. 2012, Sections 2 and 4.1"),
-        Policy("vgg", "caffe", EVAL_CROP_FRACTION, "Simonyan & Zisserman 2014, Section 3.1"),
-        Policy("inception", "inception", EVAL_CROP_FRACTION, "Szegedy et al. 2014 (GoogLeNet), Section 6"),
-        Policy("resnet", "caffe", EVAL_CROP_FRACTION, "He et al. 2015, Section 3.4"),
-        Policy("cifar", "unit", 1.0, "He et al. 2015, Section 4.2"),
-        Policy("randaugment", "imagenet", EVAL_CROP_FRACTION, "Cubuk et al. 2019 (RandAugment); Tan & Le 2019"),
-        Policy("autoaugment", "imagenet", EVAL_CROP_FRACTION, "Cubuk et al. 2018 (AutoAugment); Tan & Le 2019"),
-        # mixup paper Section 3.1: alpha in [0.1, 0.4] on ImageNet.
-        Policy("mixup", "imagenet", EVAL_CROP_FRACTION, "Zhang et al. 2018 (mixup), Section 3.1", mixup_alpha=0.2),
-        Policy("simple", "unit", 1.0, "resize and flip, for small datasets"),
-    )
-}
-
-
-def get_policy(policy: str) -> Policy:
-    """The :class:`Policy` named ``policy``."""
-    key = policy.strip().lower().replace("-", "_")
-    if key not in POLICIES:
-        raise ValueError(f"Unknown augmentation policy {policy!r}; choose from {sorted(POLICIES)}.")
-    return POLICIES[key]
-
-
-def normalization(policy: str) -> Normalization:
-    """The normalization the policy's train and eval transforms end with."""
-    return NORMALIZATIONS[get_policy(policy).normalization]
+# A seed: an int, a shape-[2] seed tensor, or a generator to draw one from.
+Seed = int | tf.Tensor | tf.random.Generator
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -187,36 +95,6 @@ def _channels(image: tf.Tensor) -> int:
             "Decode with an explicit channels= argument."
         )
     return int(channels)
-
-
-def to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
-    """Grey -> RGB by repetition, RGB -> grey by luma (ITU-R 601 weights)."""
-    have = _channels(image)
-    if channels == have:
-        return image
-    if have == 1 and channels == 3:
-        return tf.tile(image, [1] * (image.shape.rank - 1) + [3])
-    if have == 3 and channels == 1:
-        return tf.image.rgb_to_grayscale(image)
-    raise ValueError(f"Cannot convert {have}-channel images to {channels} channels.")
-
-
-def resize_shorter_side(image: tf.Tensor, size: tf.Tensor | int, method: str = "bilinear") -> tf.Tensor:
-    """Resize so the shorter side is ``size``, keeping the aspect ratio (float32 out)."""
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    size = tf.cast(size, tf.float32)
-    new = tf.cast(tf.round(shape * size / tf.reduce_min(shape)), tf.int32)
-    new = tf.maximum(new, tf.cast(size, tf.int32))
-    out = tf.image.resize(tf.cast(image, tf.float32), new, method=method, antialias=True)
-    return tf.clip_by_value(out, 0.0, 255.0) if method == "bicubic" else out
-
-
-def center_crop(image: tf.Tensor, size: int) -> tf.Tensor:
-    """The central ``size x size`` window of an image at least that large."""
-    shape = tf.shape(image)
-    top = (shape[0] - size) // 2
-    left = (shape[1] - size) // 2
-    return image[top : top + size, left : left + size, :]
 
 
 def _random_crop(image: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
@@ -314,23 +192,23 @@ def _blend(degenerate: tf.Tensor, image: tf.Tensor, factor: float | tf.Tensor) -
     return tf.clip_by_value(degenerate + factor * (image - degenerate), 0.0, 255.0)
 
 
-def adjust_color(image: tf.Tensor, factor) -> tf.Tensor:
+def adjust_color(image: tf.Tensor, factor: float | tf.Tensor) -> tf.Tensor:
     """PIL ImageEnhance.Color: blend with the grey version."""
     return _blend(tf.broadcast_to(_luma(image), tf.shape(image)), image, factor)
 
 
-def adjust_contrast(image: tf.Tensor, factor) -> tf.Tensor:
+def adjust_contrast(image: tf.Tensor, factor: float | tf.Tensor) -> tf.Tensor:
     """PIL ImageEnhance.Contrast: blend with the mean grey level."""
     mean = tf.round(tf.reduce_mean(_luma(image)))
     return _blend(tf.fill(tf.shape(image), mean), image, factor)
 
 
-def adjust_brightness(image: tf.Tensor, factor) -> tf.Tensor:
+def adjust_brightness(image: tf.Tensor, factor: float | tf.Tensor) -> tf.Tensor:
     """PIL ImageEnhance.Brightness: blend with black."""
     return _blend(tf.zeros_like(image), image, factor)
 
 
-def adjust_sharpness(image: tf.Tensor, factor) -> tf.Tensor:
+def adjust_sharpness(image: tf.Tensor, factor: float | tf.Tensor) -> tf.Tensor:
     """PIL ImageEnhance.Sharpness: blend with PIL's SMOOTH filter (border pixels kept)."""
     channels = _channels(image)
     kernel = tf.constant([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
@@ -342,7 +220,7 @@ def adjust_sharpness(image: tf.Tensor, factor) -> tf.Tensor:
     return _blend(degenerate, image, factor)
 
 
-def posterize(image: tf.Tensor, bits) -> tf.Tensor:
+def posterize(image: tf.Tensor, bits: int | tf.Tensor) -> tf.Tensor:
     """Keep the ``bits`` most significant bits of each 8-bit value."""
     pixels = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.int32)
     mask = tf.bitwise.bitwise_and(tf.bitwise.left_shift(255, 8 - tf.cast(bits, tf.int32)), 255)
@@ -398,7 +276,7 @@ def affine(image: tf.Tensor, transform: Sequence) -> tf.Tensor:
     return tf.ensure_shape(out[0], image.shape)
 
 
-def rotate(image: tf.Tensor, degrees) -> tf.Tensor:
+def rotate(image: tf.Tensor, degrees: float | tf.Tensor) -> tf.Tensor:
     """Rotate counter-clockwise by ``degrees`` about the image centre."""
     theta = tf.cast(degrees, tf.float32) * math.pi / 180.0
     shape = tf.cast(tf.shape(image), tf.float32)
@@ -467,7 +345,7 @@ def op_magnitude(op: str, level: float | None, max_level: float) -> float | int 
     return float(top * ratio)
 
 
-def apply_op(image: tf.Tensor, op: str, magnitude, seed: tf.Tensor) -> tf.Tensor:
+def apply_op(image: tf.Tensor, op: str, magnitude: float | tf.Tensor | None, seed: tf.Tensor) -> tf.Tensor:
     """Apply ``op`` (signed ops draw their sign from ``seed``)."""
     return OPS[op][0](image, magnitude, seed)
 
@@ -515,7 +393,9 @@ def _switch_op(image: tf.Tensor, names: Sequence[str], index: tf.Tensor, magnitu
     return tf.switch_case(index, [functools.partial(apply_op, image, name, magnitude, seed) for name in names])
 
 
-def autoaugment(image: tf.Tensor, seed: tf.Tensor, policy=AUTOAUGMENT_IMAGENET) -> tf.Tensor:
+def autoaugment(
+    image: tf.Tensor, seed: tf.Tensor, policy: Sequence[Sequence[tuple[str, float, int | None]]] = AUTOAUGMENT_IMAGENET
+) -> tf.Tensor:
     """One uniformly chosen sub-policy; each of its ops applied with its probability.
 
     The table is looked up as tensors and each step is one switch over the distinct ops
@@ -626,7 +506,7 @@ _TRAIN: dict[str, tuple[Callable, bool, tuple[str, ...]]] = {
 }
 
 
-def _seed_tensor(seed) -> tf.Tensor:
+def _seed_tensor(seed: Seed) -> tf.Tensor:
     if isinstance(seed, tf.random.Generator):
         return seed.make_seeds(1)[:, 0]
     if isinstance(seed, (int, np.integer)):
@@ -635,11 +515,13 @@ def _seed_tensor(seed) -> tf.Tensor:
 
 
 class TrainTransform:
-    """A policy's training transform: ``(image, label) -> (image, label)`` for ``Dataset.map``.
+    """The training transform of ``policy`` (see the module docstring for the table):
+    ``(image, label) -> (image, label)`` for ``Dataset.map``.
 
     :meth:`apply` is stateless (``image, seed -> image``); calling the object draws the
     per-example seed from a ``tf.random.Generator`` seeded with ``seed`` (``None``: from
-    the OS), unless a ``seed`` pair is passed.
+    the OS), unless a ``seed`` pair is passed. Options: ``pca_std`` (alexnet, vgg, resnet),
+    ``scale_range`` (vgg), ``num_ops`` and ``magnitude`` (randaugment), ``padding`` (cifar).
     """
 
     def __init__(self, policy: str, image_size: int, channels: int, seed: int | None, **options: Any) -> None:
@@ -655,7 +537,7 @@ class TrainTransform:
         self._fn = functools.partial(fn, size=image_size, **options)
         self.image_size = image_size
         self.channels = channels
-        self.normalization = NORMALIZATIONS[self.policy.normalization]
+        self.normalization = normalizations()[self.policy.normalization]
         self.generator = (
             tf.random.Generator.from_seed(seed)
             if seed is not None
@@ -663,7 +545,7 @@ class TrainTransform:
         )
 
     @_plain_python
-    def apply(self, image: tf.Tensor, seed) -> tf.Tensor:
+    def apply(self, image: tf.Tensor, seed: Seed) -> tf.Tensor:
         """The augmented, normalised float32 image for this per-example ``seed`` (shape [2])."""
         x = tf.cast(image, tf.float32)
         if self._needs_rgb:
@@ -674,17 +556,8 @@ class TrainTransform:
         return tf.ensure_shape(x, [self.image_size, self.image_size, self.channels])
 
     @_plain_python
-    def __call__(self, image: tf.Tensor, label: tf.Tensor, seed=None) -> tuple[tf.Tensor, tf.Tensor]:
+    def __call__(self, image: tf.Tensor, label: tf.Tensor, seed: Seed | None = None) -> tuple[tf.Tensor, tf.Tensor]:
         return self.apply(image, self.generator if seed is None else seed), label
-
-
-def train_transform(policy: str, image_size: int, channels: int, seed: int | None, **options: Any) -> TrainTransform:
-    """The training transform of ``policy`` (see the module docstring for the table).
-
-    Options: ``pca_std`` (alexnet, vgg, resnet), ``scale_range`` (vgg), ``num_ops`` and
-    ``magnitude`` (randaugment), ``padding`` (cifar).
-    """
-    return TrainTransform(policy, image_size, channels, seed, **options)
 
 
 def map_train(
@@ -713,65 +586,12 @@ def map_train(
     return tf.data.Dataset.zip((dataset, seeds)).map(fn, num_parallel_calls=num_parallel_calls, deterministic=True)
 
 
-def _eval_resize(policy: Policy, image: tf.Tensor, image_size: int) -> tf.Tensor:
-    return resize_shorter_side(tf.cast(image, tf.float32), round(image_size / policy.eval_crop_fraction))
-
-
-def eval_transform(policy: str, image_size: int, channels: int) -> Transform:
-    """Evaluation: shorter side to ``image_size / crop_fraction`` (0.875 for the ImageNet
-    policies, 1 for cifar and simple), centre crop, channels, normalization."""
-    spec = get_policy(policy)
-    norm = NORMALIZATIONS[spec.normalization]
-
-    @_plain_python
-    def fn(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x = center_crop(_eval_resize(spec, image, image_size), image_size)
-        x = norm(to_channels(x, channels))
-        return tf.ensure_shape(x, [image_size, image_size, channels]), label
-
-    return fn
-
-
-def ten_crop(image: tf.Tensor, crop_size: int) -> tf.Tensor:
-    """AlexNet Section 4.1's test-time crops: the four corners and the centre, then the
-    horizontal reflections of those five patches, as ``[10, crop_size, crop_size, C]``.
-
-    (torchvision's TenCrop takes the corners of the flipped image instead: the same ten
-    patches, the last five in a different order.)
-    """
-    shape = tf.shape(image)
-    h, w, s = shape[0], shape[1], crop_size
-    tf.debugging.assert_greater_equal(tf.minimum(h, w), s, message="ten_crop: image smaller than crop")
-    crops = [
-        image[:s, :s],
-        image[:s, w - s :],
-        image[h - s :, :s],
-        image[h - s :, w - s :],
-        center_crop(image, s),
-    ]
-    crops = tf.stack(crops)
-    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
-
-
-def ten_crop_transform(policy: str, image_size: int, channels: int) -> Transform:
-    """Like :func:`eval_transform` but returns the ten crops ``[10, S, S, C]`` per image
-    (average the model's ten predictions)."""
-    spec = get_policy(policy)
-    norm = NORMALIZATIONS[spec.normalization]
-
-    @_plain_python
-    def fn(image: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x = ten_crop(_eval_resize(spec, image, image_size), image_size)
-        x = norm(to_channels(x, channels))
-        return tf.ensure_shape(x, [10, image_size, image_size, channels]), label
-
-    return fn
-
-
 # ----------------------------------------------------------------------------- mixup (batch level)
 
 
-def mixup(batch_images: tf.Tensor, batch_labels_onehot: tf.Tensor, alpha: float, seed) -> tuple[tf.Tensor, tf.Tensor]:
+def mixup(
+    batch_images: tf.Tensor, batch_labels_onehot: tf.Tensor, alpha: float, seed: Seed
+) -> tuple[tf.Tensor, tf.Tensor]:
     """mixup (Zhang et al. 2018): one ``lambda ~ Beta(alpha, alpha)`` per batch, each example
     mixed with a randomly permuted partner of the same batch (images and one-hot labels).
 
