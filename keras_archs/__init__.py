@@ -9,24 +9,54 @@ the table.
 >>> model = keras_archs.get_model("resnet20")
 >>> [s.name for s in keras_archs.list_models("VGG")][:2]
 ['vgg11', 'vgg11_bn']
+
+``import keras_archs`` imports neither Keras nor a family module: the names below are
+loaded on first use (PEP 562), the builders from the registry, which reads every family
+module then. ``keras_archs/__init__.pyi`` (written by ``scripts/make_stubs.py``) declares
+them all for IDEs and type checkers. The custom layers that ``.keras`` files may hold are
+registered with Keras by ``import keras_archs.layers``, which this import does at once
+when Keras is already imported (``import keras, keras_archs``), and any builder does.
 """
 
-from keras_archs import models as _models  # noqa: F401  (registers every family)
-from keras_archs.imagenet import decode_predictions, preprocess_input
-from keras_archs.registry import ModelSpec, get_model, get_spec, list_models
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
 
 __version__ = "0.1.0"
 
-# The public builders (ResNet50, VGG16, ...) are exported under their own names.
-_BUILDERS = {spec.builder.__name__: spec.builder for spec in list_models()}
-globals().update(_BUILDERS)
+# Public name -> the module that defines it. The builders (ResNet50, VGG16, ...) are the
+# registry's; their names are capitalised, and no other public name is.
+EXPORTS = {
+    "ModelSpec": "keras_archs.spec",
+    "decode_predictions": "keras_archs.imagenet",
+    "get_model": "keras_archs.registry",
+    "get_spec": "keras_archs.registry",
+    "list_models": "keras_archs.registry",
+    "preprocess_input": "keras_archs.registry",
+}
 
-__all__ = [
-    "ModelSpec",
-    "decode_predictions",
-    "get_model",
-    "get_spec",
-    "list_models",
-    "preprocess_input",
-    *sorted(_BUILDERS),
-]
+if "keras" in sys.modules:  # cheap now: lets `import keras, keras_archs` load .keras files in safe mode
+    importlib.import_module("keras_archs.layers")
+
+
+def _builders() -> dict[str, Any]:
+    return importlib.import_module("keras_archs.registry").builders()
+
+
+def __getattr__(name: str) -> Any:
+    if name in EXPORTS:
+        value = getattr(importlib.import_module(EXPORTS[name]), name)
+    elif name == "__all__":
+        value = [*sorted(EXPORTS), *sorted(_builders())]
+    elif name[:1].isupper() and name in _builders():
+        value = _builders()[name]
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *EXPORTS, *_builders()})

@@ -25,6 +25,43 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 
 
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def pad_for(
+    x: Tensor,
+    kernel_size: int | tuple[int, int],
+    *,
+    name: str,
+    strides: int = 1,
+    padding: int | tuple[int, int] | str = "auto",
+) -> tuple[Tensor, str]:
+    """The padding of a k x k convolution or pooling named ``name``: ``(x, keras_padding)``.
+
+    ``"auto"`` pads ``k // 2`` on each side (torchvision's usual choice), an int or
+    (pad_h, pad_w) pads that much, ``"valid"`` nothing, and ``"same"`` is TensorFlow's
+    rule (one row/column less at the top/left of a strided layer on an even-sized
+    map), which only the TensorFlow references use. Symmetric stride-1 ``k // 2``
+    padding is Keras ``"same"`` (identical for odd kernels); any other symmetric
+    padding is an explicit ``ZeroPadding2D`` named ``{name}_pad`` before a ``"valid"`` layer.
+
+    Example:
+        >>> x, padding = pad_for(keras.Input((32, 32, 3)), 3, strides=2, name="conv1")
+        >>> padding, x.shape[1]
+        ('valid', 34)
+    """
+    if padding == "same":
+        return x, "same"
+    kh, kw = _pair(kernel_size)
+    pad = {"auto": (kh // 2, kw // 2), "valid": (0, 0)}.get(padding) if isinstance(padding, str) else _pair(padding)
+    if pad == (0, 0):
+        return x, "valid"
+    if strides == 1 and pad == (kh // 2, kw // 2) and kh % 2 and kw % 2:
+        return x, "same"
+    return keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x), "valid"
+
+
 def conv(
     x: Tensor,
     filters: int,
@@ -39,31 +76,11 @@ def conv(
     kernel_initializer: str | keras.initializers.Initializer = "he_normal",
     bias_initializer: str | keras.initializers.Initializer = "zeros",
 ) -> Tensor:
-    """A Conv2D layer named ``name`` with reference-style symmetric padding.
-
-    ``padding="auto"`` pads ``k // 2`` on each side (torchvision's usual choice);
-    an int or (pad_h, pad_w) pads that much; ``"valid"`` pads nothing. Stride-1
-    symmetric padding is expressed as Keras ``"same"`` (identical for odd kernels);
-    strided layers get an explicit ``ZeroPadding2D`` named ``{name}_pad``.
-    """
-    kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
-    if padding == "auto":
-        pad = (kh // 2, kw // 2)
-    elif padding == "valid":
-        pad = (0, 0)
-    elif isinstance(padding, int):
-        pad = (padding, padding)
-    else:
-        pad = tuple(padding)
-    keras_padding = "valid"
-    if pad != (0, 0):
-        if strides == 1 and pad == (kh // 2, kw // 2) and kh % 2 and kw % 2:
-            keras_padding = "same"
-        else:
-            x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    """A Conv2D layer named ``name`` with reference-style symmetric padding (:func:`pad_for`)."""
+    x, keras_padding = pad_for(x, kernel_size, strides=strides, padding=padding, name=name)
     return keras.layers.Conv2D(
         filters,
-        (kh, kw),
+        _pair(kernel_size),
         strides=strides,
         padding=keras_padding,
         groups=groups,
@@ -76,10 +93,10 @@ def conv(
 
 
 def batch_norm(
-    x: Tensor, *, name: str, epsilon: float = BN_EPSILON, momentum: float = BN_MOMENTUM
+    x: Tensor, *, name: str, epsilon: float = BN_EPSILON, momentum: float = BN_MOMENTUM, scale: bool = True
 ) -> Tensor:
-    """BatchNormalization over channels with torchvision's defaults."""
-    return keras.layers.BatchNormalization(axis=-1, epsilon=epsilon, momentum=momentum, name=name)(x)
+    """BatchNormalization over channels with torchvision's defaults; ``scale=False`` drops gamma."""
+    return keras.layers.BatchNormalization(axis=-1, epsilon=epsilon, momentum=momentum, scale=scale, name=name)(x)
 
 
 def conv_bn_act(
@@ -94,8 +111,14 @@ def conv_bn_act(
     activation: str | None = "relu",
     use_bias: bool = False,
     bn_epsilon: float = BN_EPSILON,
+    bn_momentum: float = BN_MOMENTUM,
+    bn_scale: bool = True,
 ) -> Tensor:
-    """conv -> BN -> activation, named ``{name}_conv``, ``{name}_bn``, ``{name}_{activation}``."""
+    """conv -> BN -> activation, named ``{name}_conv``, ``{name}_bn``, ``{name}_{activation}``.
+
+    Example:
+        >>> y = conv_bn_act(keras.Input((32, 32, 3)), 16, 3, strides=2, name="conv1")
+    """
     x = conv(
         x,
         filters,
@@ -106,7 +129,7 @@ def conv_bn_act(
         groups=groups,
         use_bias=use_bias,
     )
-    x = batch_norm(x, name=f"{name}_bn", epsilon=bn_epsilon)
+    x = batch_norm(x, name=f"{name}_bn", epsilon=bn_epsilon, momentum=bn_momentum, scale=bn_scale)
     if activation is not None:
         x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
     return x
@@ -190,20 +213,10 @@ def depthwise_conv(
     use_bias: bool = False,
     depthwise_initializer: str | keras.initializers.Initializer = "he_normal",
 ) -> Tensor:
-    """A DepthwiseConv2D (one k x k filter per channel; torch ``groups=channels``) named ``name``.
-
-    Padding as in :func:`conv`: ``"auto"`` pads ``k // 2`` on each side, an int pads
-    that much, ``"valid"`` none; stride-1 ``k // 2`` padding is Keras ``"same"``,
-    anything else an explicit ``ZeroPadding2D`` named ``{name}_pad``. A Keras
-    DepthwiseConv2D (not a grouped Conv2D) so TFLite gets DEPTHWISE_CONV_2D.
-    """
-    pad = {"auto": kernel_size // 2, "valid": 0}.get(padding, padding)
-    keras_padding = "valid"
-    if pad:
-        if strides == 1 and pad == kernel_size // 2 and kernel_size % 2:
-            keras_padding = "same"
-        else:
-            x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+    """A DepthwiseConv2D (one k x k filter per channel; torch ``groups=channels``) named ``name``,
+    padded as :func:`conv` (:func:`pad_for`). A Keras DepthwiseConv2D (not a grouped Conv2D)
+    so TFLite gets DEPTHWISE_CONV_2D."""
+    x, keras_padding = pad_for(x, kernel_size, strides=strides, padding=padding, name=name)
     return keras.layers.DepthwiseConv2D(
         kernel_size,
         strides=strides,

@@ -5,27 +5,48 @@ A family describes its network as two pure functions on Keras tensors:
 ``top(x, classes, classifier_activation) -> x`` (the paper's classifier; the
 default is global average pooling plus a dense layer). :func:`build_classifier`
 owns everything else, identically for every family: input validation and
-creation, the keras.applications ``include_top`` / ``pooling`` semantics,
-auxiliary outputs, and weight loading.
+creation, the keras.applications ``include_top`` / ``pooling`` semantics and
+auxiliary outputs. Weights are loaded afterwards by the public builder
+(:mod:`keras_archs.registry`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import keras
-
-from keras_archs import weights as weights_lib
 
 Tensor = keras.KerasTensor
 FeaturesFn = Callable[[Tensor], "Tensor | tuple[Tensor, Mapping[str, Tensor]]"]
 TopFn = Callable[[Tensor, int, "str | Callable | None"], Tensor]
 
 _POOLING = (None, "avg", "max")
-# Keras walks functional graphs recursively; ResNet-1202 and DenseNet-264 are
-# thousands of layers deep, past Python's default limit of 1000.
-_RECURSION_LIMIT = 10_000
+# 20,000 overflowed the C stack on the 8 MiB main-thread stack; 10,000 leaves room.
+DEEP_GRAPH_RECURSION_LIMIT = 10_000
+
+
+@contextlib.contextmanager
+def deep_graphs(limit: int = DEEP_GRAPH_RECURSION_LIMIT) -> Iterator[None]:
+    """Raise Python's recursion limit to at least ``limit`` inside the block, then restore it.
+
+    Keras assembles a functional model (``keras.Model(inputs, outputs)``, and so also
+    ``keras.saving.load_model`` and ``keras.models.clone_model``) by a recursive walk
+    from the outputs whose depth grows with the graph's: ResNet-1202 needs about 1,200
+    frames, past Python's default limit of 1,000. Calling, training and saving a built
+    model do not recurse.
+
+    Example:
+        >>> with deep_graphs():
+        ...     model = keras.saving.load_model("resnet1202.keras")
+    """
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
 
 
 def dense_top(x: Tensor, classes: int, classifier_activation, *, dropout: float = 0.0) -> Tensor:
@@ -85,7 +106,6 @@ def build_classifier(
     features: FeaturesFn,
     top: TopFn | None = None,
     include_top: bool = True,
-    weights: str | None = None,
     input_tensor: Tensor | None = None,
     input_shape: tuple[int | None, ...] | None = None,
     pooling: str | None = None,
@@ -94,8 +114,6 @@ def build_classifier(
     default_size: int = 224,
     min_size: int = 32,
     channels: int = 3,
-    arch: str | None = None,
-    skip_head: bool = False,
 ) -> keras.Model:
     """Assemble a classifier from a family's ``features`` and ``top`` functions.
 
@@ -105,26 +123,18 @@ def build_classifier(
             ``aux_outputs`` maps names (``"aux1"``, ...) to auxiliary classifier
             outputs. Those become extra named outputs when ``include_top``.
         top: builds the classifier from the trunk output; default :func:`dense_top`.
-        include_top, weights, input_tensor, input_shape, pooling, classes,
+        include_top, input_tensor, input_shape, pooling, classes,
             classifier_activation: as in ``keras.applications``.
         default_size, min_size, channels: the family's input contract.
-        arch: registry name, used to find official weights for ``"imagenet"``.
-        skip_head: load every layer of ``weights`` but the classifier, which keeps its
-            fresh initialisation (fine-tuning to another number of classes). Without it a
-            file whose classifier has another number of classes is an error.
 
     Returns:
         A functional ``keras.Model``. With auxiliary outputs its outputs are a dict
         ``{"main": ..., "aux1": ..., ...}``.
     """
-    if sys.getrecursionlimit() < _RECURSION_LIMIT:
-        sys.setrecursionlimit(_RECURSION_LIMIT)
     if pooling not in _POOLING:
         raise ValueError(f"{name}: pooling must be one of {_POOLING}, got {pooling!r}.")
     if include_top and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"{name}: classes must be a positive integer, got {classes!r}.")
-    if skip_head and weights is None:
-        raise ValueError(f"{name}: skip_head=True loads weights without the classifier; pass weights= as well.")
 
     if input_tensor is None:
         shape = resolve_input_shape(
@@ -165,7 +175,5 @@ def build_classifier(
             x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
         outputs = x
 
-    model = keras.Model(inputs, outputs, name=name)
-    if weights is not None:
-        weights_lib.load_weights(model, weights, arch=arch or name, skip_head=skip_head)
-    return model
+    with deep_graphs():
+        return keras.Model(inputs, outputs, name=name)

@@ -1,11 +1,13 @@
 """ImageNet inputs and labels, as ``keras.applications.imagenet_utils`` has them.
 
-:func:`preprocess_input` turns RGB pixels in ``[0, 255]`` into what a variant's reference
-ImageNet weights expect, using keras.applications' modes: ``"caffe"`` (RGB -> BGR, minus
-the ImageNet mean pixel, no scaling), ``"tf"`` (scaled to ``[-1, 1]``), ``"torch"``
-(scaled to ``[0, 1]``, then the ImageNet mean and standard deviation), plus
-``"identity"`` for models that normalise their own input (EfficientNet's
-``include_preprocessing=True``, as keras.applications' EfficientNet).
+:func:`keras_archs.preprocess_input` turns RGB pixels in ``[0, 255]`` into what a
+variant's reference ImageNet weights expect, using keras.applications' modes
+(:func:`apply_mode`): ``"caffe"`` (RGB -> BGR, minus the ImageNet mean pixel, no
+scaling), ``"tf"`` (scaled to ``[-1, 1]``), ``"torch"`` (scaled to ``[0, 1]``, then the
+ImageNet mean and standard deviation), plus ``"identity"`` for models that normalise
+their own input (EfficientNet's ``include_preprocessing=True``, as keras.applications'
+EfficientNet). Which mode each family's weights expect is declared by the family
+module (``Family.preprocessing``).
 :func:`decode_predictions` names the top classes with the class index shipped in
 ``keras_archs/data`` (keras' ``imagenet_class_index.json``, built offline; see
 ``scripts/make_imagenet_class_index.py``).
@@ -21,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 
 import keras
@@ -54,106 +56,54 @@ MODES: dict[str, Mode] = {
     "identity": Mode(1.0, 0.0, 1.0, False, "unchanged: the model normalises [0, 255] pixels itself"),
 }
 
-# The mode each family's reference ImageNet weights expect, per source. The first source
-# is the family's default (ModelSpec.preprocessing): the file ``weights="imagenet"`` loads
-# into a default build (torchvision where both fit; keras.applications' where only it fits:
-# Inception-v3, EfficientNet's include_preprocessing=True). torchvision's GoogLeNet and
-# Inception-v3 weights expect its ``transform_input``, which maps torch-mode input to
-# tf mode; timm's Inception-v4, Inception-ResNet-v2 and BiT configurations use mean = std = 0.5.
-REFERENCE_MODES: dict[str, dict[str, str]] = {
-    "AlexNet": {"torchvision": "torch"},
-    "VGG": {"torchvision": "torch", "keras": "caffe"},
-    "ResNet": {"torchvision": "torch", "keras": "caffe"},
-    "ResNeXt": {"torchvision": "torch"},
-    "WideResNet": {"torchvision": "torch"},
-    "SqueezeNet": {"torchvision": "torch"},
-    "DenseNet": {"torchvision": "torch", "keras": "torch"},
-    "MnasNet": {"torchvision": "torch"},
-    "ShuffleNetV2": {"torchvision": "torch"},
-    "GoogLeNet": {"torchvision": "tf"},
-    "Inception-v3": {"keras": "tf", "torchvision": "tf"},
-    "Inception-v4": {"timm": "tf"},
-    "Inception-ResNet": {"keras": "tf", "timm": "tf"},
-    "BiT": {"timm": "tf"},
-    "EfficientNet": {"keras": "identity", "torchvision": "torch"},
-}
-
-
-def default_mode(family: str) -> str | None:
-    """The mode the family's default reference weights expect; ``None`` if it has none.
-
-    Example:
-        >>> default_mode("VGG"), default_mode("LeNet")
-        ('torch', None)
-    """
-    return _source_mode(family, None) if family in REFERENCE_MODES else None
-
-
-def _source_mode(family: str, source: str | None) -> str:
-    sources = REFERENCE_MODES[family]
-    if source is None:
-        return next(iter(sources.values()))
-    if source not in sources:
-        raise ValueError(f"{family} has no {source!r} ImageNet weights; sources: {', '.join(sources)}.")
-    return sources[source]
-
-
+# Who made each kind of reference weights, in words.
 _SOURCE_NAMES = {"torchvision": "torchvision", "keras": "keras.applications", "timm": "timm"}
 
 
-def sources_doc(family: str) -> str:
-    """What each source's weights of ``family`` expect, in words.
+def source_mode(family: str, modes: Mapping[str, str], source: str | None = None) -> str:
+    """The mode of ``source``'s weights among a family's ``modes`` (source -> mode; ``None``: the first).
 
     Example:
-        >>> sources_doc("DenseNet")[:28]
+        >>> source_mode("VGG", {"torchvision": "torch", "keras": "caffe"}, "keras")
+        'caffe'
+    """
+    if source is None:
+        return next(iter(modes.values()))
+    if source not in modes:
+        raise ValueError(f"{family} has no {source!r} ImageNet weights; sources: {', '.join(modes)}.")
+    return modes[source]
+
+
+def sources_doc(modes: Mapping[str, str]) -> str:
+    """What each source's weights expect, in words (``modes``: source -> mode, the default first).
+
+    Example:
+        >>> sources_doc({"torchvision": "torch", "keras": "torch"})[:28]
         "'torch' (scaled to [0, 1], t"
     """
     return "; ".join(
         f"{mode!r} ({MODES[mode].description}) for {_SOURCE_NAMES[source]} weights"
         + (" (the default)" if i == 0 else f' (``source="{source}"``)')
-        for i, (source, mode) in enumerate(REFERENCE_MODES[family].items())
+        for i, (source, mode) in enumerate(modes.items())
     )
 
 
-def input_doc(family: str, arch: str) -> str:
+def input_doc(arch: str, modes: Mapping[str, str]) -> str:
     """One docstring paragraph for the builder of ``arch``: the input its reference weights expect.
 
     Example:
-        >>> input_doc("LeNet", "lenet5")[:30]
+        >>> input_doc("lenet5", {})[:30]
         'Inputs: no reference ImageNet '
     """
-    if family not in REFERENCE_MODES:
+    if not modes:
         return (
             "Inputs: no reference ImageNet weights, so no fixed input range: normalise as the "
             "model is trained (the trainer's recipe does)."
         )
     return (
         f'Inputs: RGB pixels in [0, 255] through ``keras_archs.preprocess_input(x, arch="{arch}")``: '
-        f"{sources_doc(family)}."
+        f"{sources_doc(modes)}."
     )
-
-
-def mode_for(arch: str, source: str | None = None) -> str:
-    """The preprocessing mode for the registry variant ``arch`` and weights ``source``.
-
-    Args:
-        arch: registry name, e.g. ``"resnet50"``.
-        source: ``"torchvision"``, ``"keras"`` or ``"timm"``; ``None`` is the family's
-            default (the weights ``weights="imagenet"`` prefers).
-
-    Example:
-        >>> mode_for("resnet50"), mode_for("resnet50", "keras")
-        ('torch', 'caffe')
-    """
-    from keras_archs.registry import get_spec  # the registry imports this module
-
-    family = get_spec(arch).family
-    if family not in REFERENCE_MODES:
-        raise ValueError(
-            f"{arch} ({family}) has no reference ImageNet weights, so no preprocessing is implied: "
-            f"pass mode= one of {sorted(MODES)}."
-        )
-    return _source_mode(family, source)
 
 
 def _channel_axis(ndim: int, data_format: str | None) -> int:
@@ -202,59 +152,23 @@ def apply_mode(x, mode: str, data_format: str | None = None):
     return (x / spec.divisor - mean) / std
 
 
-def preprocess_input(
-    x,
-    arch: str | None = None,
-    *,
-    mode: str | None = None,
-    source: str | None = None,
-    data_format: str | None = None,
-):
-    """Preprocess RGB images in ``[0, 255]`` as the reference weights of ``arch`` expect.
-
-    Args:
-        x: NumPy array or backend tensor, 3D or 4D, RGB values in ``[0, 255]``.
-        arch: registry name; its family and ``source`` choose the mode (see
-            :data:`REFERENCE_MODES`).
-        mode: ``"caffe"``, ``"tf"``, ``"torch"`` or ``"identity"``; overrides ``arch``.
-        source: whose ImageNet weights the model holds: ``"torchvision"``,
-            ``"keras"`` or ``"timm"``; default: the family's default (the weights
-            ``weights="imagenet"`` prefers).
-        data_format: ``"channels_last"`` (default) or ``"channels_first"``.
-
-    Returns:
-        The preprocessed array or tensor (float).
-
-    Example:
-        >>> import keras_archs, numpy as np
-        >>> x = keras_archs.preprocess_input(np.zeros((1, 4, 4, 3)), arch="vgg16", source="keras")
-        >>> [round(float(v), 3) for v in x[0, 0, 0]]
-        [-103.939, -116.779, -123.68]
-    """
-    if mode is None:
-        if arch is None:
-            raise ValueError("preprocess_input needs arch= (a registry name) or mode=.")
-        mode = mode_for(arch, source)
-    return apply_mode(x, mode, data_format)
-
-
-def family_preprocess_input(family: str) -> Callable:
-    """A family module's keras.applications-style ``preprocess_input(x, data_format=None, source=None)``.
+def family_preprocess_input(family: str, modes: Mapping[str, str]) -> Callable:
+    """A family module's keras.applications-style ``preprocess_input(x, data_format=None, source=None)``,
+    from the family's ``modes`` (reference weights source -> mode, the default first).
 
     Example:
         >>> from keras_archs.models import resnet
         >>> float(resnet.preprocess_input(np.zeros((1, 1, 1, 3)), source="keras")[0, 0, 0, 0])
         -103.939
     """
-    sources = REFERENCE_MODES[family]
 
     def preprocess_input(x, data_format: str | None = None, source: str | None = None):
-        return apply_mode(x, _source_mode(family, source), data_format)
+        return apply_mode(x, source_mode(family, modes, source), data_format)
 
     preprocess_input.__doc__ = (
-        f"Preprocess RGB images in [0, 255] for {family}'s ImageNet weights: {sources_doc(family)}.\n\n"
+        f"Preprocess RGB images in [0, 255] for {family}'s ImageNet weights: {sources_doc(modes)}.\n\n"
         f"Args:\n    x: NumPy array or tensor, 3D or 4D.\n    data_format: channels_last (default) or "
-        f"channels_first.\n    source: one of {', '.join(map(repr, sources))}.\n"
+        f"channels_first.\n    source: one of {', '.join(map(repr, modes))}.\n"
     )
     return preprocess_input
 

@@ -19,7 +19,6 @@ import keras_archs
 from keras_archs import imagenet
 from keras_archs import weights as weights_lib
 from keras_archs.models import densenet, efficientnet, inception_v3, inception_v4, resnet, vgg
-from keras_archs.weight_import import families, official
 
 ROOT = Path(__file__).resolve().parents[1]
 # keras/src/applications/imagenet_utils.py checks its download of imagenet_class_index.json with this md5.
@@ -91,10 +90,14 @@ def test_arch_picks_the_default_reference_mode():
     assert "no reference ImageNet weights" in " ".join(keras_archs.LeNet5.__doc__.split())
 
 
-def test_every_official_file_has_a_mode():
-    for arch, files in official.OFFICIAL.items():
-        family = keras_archs.get_spec(arch).family
-        assert {f.kind for f in files} <= set(imagenet.REFERENCE_MODES[family]), arch
+def test_every_official_file_has_a_mode_and_a_name_table():
+    for spec in keras_archs.list_models(pretrained=True):
+        assert {f.kind for f in spec.weights} <= set(spec.preprocessing_modes), spec.name
+        assert {f.kind for f in spec.weights} <= set(spec.references), spec.name
+        for file in spec.weights:
+            assert file.preprocessing == spec.preprocessing_modes[file.kind], spec.name
+            assert file.source in ("torchvision", "keras.applications"), spec.name
+            assert set(file.options) <= set(spec.options), spec.name
 
 
 @pytest.mark.parametrize("arch", ["vgg16", "densenet121", "inception_v3", "efficientnet_b0"])
@@ -105,11 +108,10 @@ def test_default_source_is_what_imagenet_weights_load(arch):
     with keras.StatelessScope():
         model = spec.builder()
     fitting = [
-        f.kind
-        for f in official.OFFICIAL[arch]
-        if weights_lib.incompatibility(model, families.reference(spec.family, f.kind), f.kind, arch) is None
+        f.kind for f in spec.weights if weights_lib.incompatibility(model, spec.references[f.kind], f.kind, arch) is None
     ]
-    assert next(iter(imagenet.REFERENCE_MODES[spec.family])) == fitting[0]
+    assert next(iter(spec.preprocessing_modes)) == fitting[0] == spec.weights[0].kind
+    assert spec.preprocessing == spec.weights[0].preprocessing
 
 
 @pytest.mark.parametrize("name", ["googlenet", "inception_v3"])
@@ -122,8 +124,8 @@ def test_torchvision_transform_input_is_tf_mode(name):
     normalised = torch.from_numpy(imagenet.apply_mode(x, "torch")).permute(0, 3, 1, 2)
     transformed = model._transform_input(normalised).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(transformed, keras_archs.preprocess_input(x, mode="tf"), rtol=1e-5, atol=1e-5)
-    family = "GoogLeNet" if name == "googlenet" else "Inception-v3"
-    assert imagenet.REFERENCE_MODES[family]["torchvision"] == "tf"
+    arch = "googlenet_bn" if name == "googlenet" else "inception_v3"
+    assert keras_archs.get_spec(arch).preprocessing_modes["torchvision"] == "tf"
 
 
 def test_class_index_is_keras_file_and_package_data():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import keras_archs
 from keras_archs import registry
 from keras_archs.registry import format_table
 from keras_archs.weight_import import official
+from trainers import recipes
 
 
 def test_every_public_builder_is_registered_and_exported():
@@ -23,13 +26,31 @@ def test_every_public_builder_is_registered_and_exported():
         assert spec.params > 0
         assert spec.param_source
         assert spec.builder.__doc__ and spec.name in spec.builder.__doc__
+        assert spec.recipe in recipes.RECIPES, spec.name
+
+
+def test_builders_have_the_keras_applications_signature_and_say_the_input_range():
+    application = [
+        "include_top", "weights", "input_tensor", "input_shape", "pooling", "classes", "classifier_activation", "name",
+    ]  # fmt: skip
+    for spec in keras_archs.list_models():
+        parameters = inspect.signature(spec.builder).parameters
+        assert list(parameters)[: len(application)] == application, spec.name
+        assert parameters["classes"].default == spec.default_classes
+        assert set(spec.options) <= set(parameters), spec.name  # family options, with their defaults
+        assert "Inputs:" in spec.builder.__doc__ and "Pretrained weights:" in spec.builder.__doc__
+    doc = " ".join(keras_archs.ResNet50.__doc__.split())
+    assert "RGB pixels in [0, 255]" in doc and "``downsample='3x3'``" in doc
+    assert inspect.signature(keras_archs.ResNet50).parameters["depth"].default == 50
+    with pytest.raises(TypeError, match=r"ResNet50\(\) got unexpected keyword argument\(s\) 'shortcutt'.*shortcut"):
+        keras_archs.ResNet50(shortcutt="A")
 
 
 @pytest.mark.parametrize(
     "name",
     ["lenet5", "alexnet", "alexnet_owt", "vgg11_lrn", "vgg16_c", "vgg16_bn", "plain34", "resnet20", "plain56", "resnet1202"],
 )
-def test_issue_names_exist(name):
+def test_the_documented_names_exist(name):
     assert keras_archs.get_spec(name).name == name
 
 
@@ -52,29 +73,68 @@ def test_family_filter_is_a_case_insensitive_prefix():
     assert {s.family for s in keras_archs.list_models(" VGG ")} == {"VGG"}
 
 
-def _table_cells(table: str) -> list[list[str]]:
-    """The rows of a format_table() table, each cell's wrapped lines joined by spaces."""
+def _table_cells(table: str) -> list[dict[str, str]]:
+    """The rows of a format_table() table by column header, each cell's wrapped lines joined by spaces."""
     lines = table.splitlines()
     bounds = [(m.start(), m.end()) for m in re.finditer(r"-+", lines[1])]
+    header = [lines[0][a:b].strip() for a, b in bounds]
     blocks: list[list[str]] = []
     for line in lines[2:]:
         if not line.startswith(" "):
             blocks.append([])
         blocks[-1].append(line)
-    return [[" ".join(word for line in block for word in line[a:b].split()) for a, b in bounds] for block in blocks]
+    return [
+        dict(zip(header, (" ".join(word for line in block for word in line[a:b].split()) for a, b in bounds)))
+        for block in blocks
+    ]
 
 
-def test_table_fits_120_columns_and_keeps_every_cell():
-    table = format_table()
+@pytest.mark.parametrize("with_macs", [False, True], ids=["as registered", "with GMACs"])
+def test_table_fits_120_columns_and_keeps_every_cell(with_macs):
+    specs = keras_archs.list_models()
+    if with_macs:  # the figures the registry will hold (their values do not matter here)
+        specs = [dataclasses.replace(s, macs=s.params * 1_000 + 123_456_789) for s in specs]
+    table = format_table(specs)
     assert max(len(line) for line in table.splitlines()) <= 120
     rows = _table_cells(table)
-    specs = keras_archs.list_models()
-    assert [row[0] for row in rows] == [spec.name for spec in specs]
+    assert [row["name"] for row in rows] == [spec.name for spec in specs]
     for row, spec in zip(rows, specs):  # wrapped, not cut
-        assert row[2] == spec.paper.split(",")[0]
-        assert row[6] == " ".join(spec.param_source.split())
+        assert row["paper"] == spec.paper.split(",")[0]
+        assert row["params"] == f"{spec.params:,}"
+        assert row["source"] == " ".join(spec.param_source.split())
+        assert row["pretrained"] == ",".join({"torchvision": "tv"}.get(f.kind, f.kind) for f in spec.weights)
+        assert ("GMACs" in row) == with_macs
+        if with_macs:
+            assert row["GMACs"] == f"{spec.macs / 1e9:.3g}"
     narrow = format_table(keras_archs.list_models("AlexNet"), width=80)
     assert max(len(line) for line in narrow.splitlines()) <= 80
+
+
+def test_pretrained_variants_are_those_with_official_files():
+    pretrained = keras_archs.list_models(pretrained=True)
+    assert {s.name for s in pretrained} == {s.name for s in keras_archs.list_models() if s.weights}
+    assert {"resnet50", "vgg16", "efficientnet_b0", "alexnet_owt"} <= {s.name for s in pretrained}
+    assert not {"resnet20", "lenet5", "googlenet", "bit_r50x1"} & {s.name for s in pretrained}
+    assert [s.name for s in keras_archs.list_models("resnet", pretrained=True)] == [
+        "resnet101", "resnet152", "resnet18", "resnet34", "resnet50",
+    ]  # fmt: skip
+    tv, keras_file = keras_archs.get_spec("resnet50").weights
+    assert (tv.source, tv.preprocessing, dict(tv.options)) == (
+        "torchvision", "torch", {"downsample": "3x3", "conv_bias": False, "bn_epsilon": 1e-5},
+    )  # fmt: skip
+    assert (keras_file.source, keras_file.preprocessing, keras_file.options["conv_bias"]) == (
+        "keras.applications", "caffe", True,
+    )  # fmt: skip
+
+
+def test_every_variant_gets_the_recipe_the_trainer_gave_its_family():
+    """The recipe each variant declares is the one trainers.recipes' family rules chose for it."""
+    assert keras_archs.get_spec("resnet110").recipe == keras_archs.get_spec("plain110").recipe == "resnet110_cifar"
+    expected = {"resnet20": "resnet_cifar", "resnet50": "resnet", "wrn28_10": "wide_resnet_cifar", "lenet5": "lenet5"}
+    expected |= {"nin_cifar": "nin", "inception_resnet_v2": "inception_v4", "googlenet_bn": "googlenet"}
+    expected |= {"densenet_bc_100_12": "densenet_cifar", "shufflenet_v2_x1_0": "shufflenet_v2", "bit_r50x1": "bit"}
+    for name, recipe in expected.items():
+        assert keras_archs.get_spec(name).recipe == recipe, name
 
 
 def test_imagenet_weights_need_the_reference_classes_before_any_download(monkeypatch):
@@ -107,10 +167,16 @@ def test_table_lists_every_model():
 
 
 def test_cli_prints_table():
-    out = subprocess.run(
-        [sys.executable, "-m", "keras_archs", "ResNet"], capture_output=True, text=True, check=True
+    result = subprocess.run([sys.executable, "-m", "keras_archs", "ResNet"], capture_output=True, text=True, check=True)
+    assert "resnet50" in result.stdout and "25,557,032" in result.stdout and "vgg16" not in result.stdout
+    assert "oneDNN" not in result.stderr and "absl::InitializeLog" not in result.stderr  # TensorFlow's start-up lines
+    pretrained = subprocess.run(
+        [sys.executable, "-m", "keras_archs", "squeezenet", "--pretrained"], capture_output=True, text=True, check=True
     ).stdout
-    assert "resnet50" in out and "25,557,032" in out and "vgg16" not in out
+    assert "squeezenet1_0" in pretrained and "2 models" in pretrained
+    unknown = subprocess.run([sys.executable, "-m", "keras_archs", "NoSuchNet"], capture_output=True, text=True)
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: Unknown family 'NoSuchNet'")
+    assert len(unknown.stderr.strip().splitlines()) == 1
 
 
 def test_unknown_option_is_rejected():

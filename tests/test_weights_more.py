@@ -20,7 +20,8 @@ import torchvision
 
 import keras_archs
 from keras_archs import weights as weights_lib
-from keras_archs.weight_import import families
+from keras_archs.imagenet import IMAGENET_STD
+from keras_archs.weight_import import loader
 from tests.test_weights_keras import randomize as randomize_keras
 from tests.test_weights_keras import save_official_layout
 from tests.test_weights_torchvision import (
@@ -280,7 +281,7 @@ def test_keras_efficientnet_official_std_becomes_variance(tmp_path):
     model in the process names the layer normalization_1."""
     ref = keras_reference("EfficientNetB0", 64, True)
     norm = ref.get_layer(next(layer.name for layer in ref.layers if layer.name.startswith("normalization")))
-    std = np.array(families.IMAGENET_STD, "float32")
+    std = np.array(IMAGENET_STD, "float32")
     norm.adapt_mean.assign(np.array([0.485, 0.456, 0.406], "float32"))
     norm.adapt_variance.assign(std**2)
     norm.finalize_state()
@@ -311,13 +312,13 @@ def test_normalization_state_is_refreshed_after_loading_and_after_a_failure(tmp_
     assert relative_diff(np.asarray(model(x)), np.asarray(ref(x, training=False))) <= RTOL
     # a failure after some variables were assigned restores the snapshot, and the cache with it
     loaded = np.asarray(probe(x))
-    real_plan = weights_lib.plan_assignments
+    real_plan = loader.plan_assignments
 
-    def failing_plan(model, path, *, arch):
-        plan = real_plan(model, path, arch=arch)
+    def failing_plan(model, path, spec, *, skip=()):
+        plan = real_plan(model, path, spec, skip=skip)
         return [*plan, (plan[0][0], np.zeros((1, 2, 3), "float32"))]
 
-    monkeypatch.setattr(weights_lib, "plan_assignments", failing_plan)
+    monkeypatch.setattr(loader, "plan_assignments", failing_plan)
     fresh = keras_archs.EfficientNetB0(include_top=False, pooling="avg", input_shape=(64, 64, 3))
     fresh_probe = keras.Model(fresh.input, fresh.get_layer("normalization").output)
     with pytest.raises(weights_lib.WeightsError):

@@ -18,7 +18,7 @@ import torchvision
 
 import keras_archs
 from keras_archs import weights as weights_lib
-from keras_archs.weight_import import torch_reader
+from keras_archs.weight_import import loader, torch_reader
 
 RTOL = 1e-4
 SIZE = 64
@@ -131,7 +131,7 @@ def test_flatten_permutation_is_needed(tmp_path, monkeypatch):
     """Without the (C,H,W) -> (H,W,C) reordering of fc1's rows the logits differ."""
     path = tmp_path / "alexnet.pth"
     reference = save_reference("alexnet", path)
-    monkeypatch.setattr(weights_lib, "_flatten_input", lambda layer: None)
+    monkeypatch.setattr(loader, "_flatten_input", lambda layer: None)
     wrong = keras_archs.AlexNetOWT(weights=str(path), input_shape=(127, 127, 3), classifier_activation=None)
     x = images(127)
     assert relative_diff(keras_logits(wrong, x), torch_logits(reference, x)) > 10 * RTOL

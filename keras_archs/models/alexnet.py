@@ -13,11 +13,14 @@ from keras_archs.builder import build_classifier
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import LocalResponseNormalization
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import torchvision
+from keras_archs.weight_import.reference import Reference, rules
 
 PAPER = "Krizhevsky et al. 2012, ImageNet Classification with Deep Convolutional Neural Networks"
 
-preprocess_input = family_preprocess_input("AlexNet")
+PREPROCESSING = {"torchvision": "torch"}
+preprocess_input = family_preprocess_input("AlexNet", PREPROCESSING)
 
 # (name, filters, kernel, stride, padding, towers, LRN after ReLU, max-pool after)
 # Section 3.5 / Figure 2: conv2, conv4 and conv5 read only the maps of their own GPU
@@ -44,7 +47,7 @@ _BIAS_ONE = {"conv2", "conv4", "conv5"}
 
 def alexnet(
     *,
-    layers=_PAPER_LAYERS,
+    layers: tuple[tuple, ...] = _PAPER_LAYERS,
     lrn: bool = True,
     grouped: bool = True,
     adaptive_pool: bool = False,
@@ -98,35 +101,47 @@ def alexnet(
     return build_classifier(features=features, top=top, **common)
 
 
-ALEXNET_OPTIONS = "``lrn=True``, ``grouped=True`` (two-tower split as groups=2, LRN per tower)"
-
-AlexNet = public_builder(
-    alexnet,
-    "AlexNet",
-    "alexnet",
-    family="AlexNet",
-    paper=PAPER,
-    default_size=227,
-    min_size=67,
-    params=60_965_224,
-    param_source="paper (Section 3.5 architecture; 60,965,224 with groups=2)",
-    summary="The paper's network: LRN, overlapping pooling, dropout 0.5, two towers as grouped convolutions.",
-    options_doc=ALEXNET_OPTIONS,
+TORCHVISION = Reference(
+    rules(
+        ("conv1", "features.0"),
+        ("conv2", "features.3"),
+        ("conv3", "features.6"),
+        ("conv4", "features.8"),
+        ("conv5", "features.10"),
+        ("fc1", "classifier.1"),
+        ("fc2", "classifier.4"),
+        ("predictions", "classifier.6"),
+    ),
+    head=("classifier",),
+    flatten="chw",
 )
 
-AlexNetOWT = public_builder(
-    alexnet,
-    "AlexNetOWT",
-    "alexnet_owt",
-    family="AlexNet",
-    paper="Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks",
-    default_size=224,
-    min_size=63,
-    params=61_100_840,
-    param_source="torchvision alexnet",
-    summary="torchvision's single-tower AlexNet (64-192-384-256-256, no LRN, 6x6 adaptive pooling).",
-    layers=_OWT_LAYERS,
-    lrn=False,
-    grouped=False,
-    adaptive_pool=True,
+FAMILIES = (
+    Family(
+        name="AlexNet",
+        core=alexnet,
+        paper=PAPER,
+        recipe="alexnet",
+        options_doc="``lrn=True``, ``grouped=True`` (two-tower split as groups=2, LRN per tower)",
+        references={"torchvision": TORCHVISION},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "AlexNet", "alexnet", 60_965_224, "paper (Section 3.5 architecture; 60,965,224 with groups=2)",
+                summary=(
+                    "The paper's network: LRN, overlapping pooling, dropout 0.5, two towers as grouped convolutions."
+                ),
+                default_size=227,
+                min_size=67,
+            ),
+            Variant(
+                "AlexNetOWT", "alexnet_owt", 61_100_840, "torchvision alexnet",
+                {"layers": _OWT_LAYERS, "lrn": False, "grouped": False, "adaptive_pool": True},
+                summary="torchvision's single-tower AlexNet (64-192-384-256-256, no LRN, 6x6 adaptive pooling).",
+                paper="Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks",
+                min_size=63,
+                weights=(torchvision("alexnet-owt-7be5be79.pth"),),
+            ),
+        ),
+    ),
 )

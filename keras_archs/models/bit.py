@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import keras
 
-from keras_archs.blocks import pool
+from keras_archs.blocks import pad_for, pool
 from keras_archs.builder import build_classifier
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import WeightStandardizedConv2D
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
 
 PAPER = "Kolesnikov et al. 2020, Big Transfer (BiT): General Visual Representation Learning"
 
-preprocess_input = family_preprocess_input("BiT")
+# timm's BiT configurations use mean = std = 0.5: "tf" mode.
+PREPROCESSING = {"timm": "tf"}
+preprocess_input = family_preprocess_input("BiT", PREPROCESSING)
 
 # ResNet-v2 bottleneck stages (He et al. 2016, Table 1 of the v1 paper): blocks per stage.
 STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -40,12 +42,7 @@ GN_GROUPS = 32
 
 def ws_conv(x, filters: int, kernel_size: int, *, name: str, strides: int = 1, ws_epsilon: float):
     """A weight-standardised convolution without bias, padded ``k // 2`` on each side as the references."""
-    pad = kernel_size // 2
-    if pad and strides > 1:
-        x = keras.layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
-        padding = "valid"
-    else:
-        padding = "same" if pad else "valid"
+    x, padding = pad_for(x, kernel_size, strides=strides, name=name)
     return WeightStandardizedConv2D(
         filters,
         kernel_size,
@@ -138,32 +135,43 @@ def bit(
     return build_classifier(features=features, top=top, **common)
 
 
-OPTIONS = "``groups=32``, ``gn_epsilon=1e-5``, ``ws_epsilon=1e-10``, ``zero_head=True``"
-
-
-def _variant(depth: int, width: int, params: int):
-    return public_builder(
-        bit,
-        f"BiTR{depth}x{width}",
-        f"bit_r{depth}x{width}",
-        family="BiT",
-        paper=PAPER,
-        default_size=224,
-        min_size=32,
-        params=params,
-        param_source=f"timm resnetv2_{depth}x{width}_bit",
-        summary=f"ResNet-v2-{depth} with width factor {width}, GroupNorm and weight standardisation.",
-        options_doc=OPTIONS,
-        depth=depth,
-        width_factor=width,
-    )
-
+SUMMARY = "ResNet-v2-{} with width factor {}, GroupNorm and weight standardisation."
 
 # Reference counts: timm resnetv2_*_bit with num_classes=1000 (checked live by
 # tests/test_reference_counts.py).
-BiTR50x1 = _variant(50, 1, 25_549_352)
-BiTR50x3 = _variant(50, 3, 217_319_080)
-BiTR101x1 = _variant(101, 1, 44_541_480)
-BiTR101x3 = _variant(101, 3, 387_934_888)
-BiTR152x2 = _variant(152, 2, 236_335_208)
-BiTR152x4 = _variant(152, 4, 936_533_224)
+FAMILIES = (
+    Family(
+        name="BiT",
+        core=bit,
+        paper=PAPER,
+        recipe="bit",
+        options_doc="``groups=32``, ``gn_epsilon=1e-5``, ``ws_epsilon=1e-10``, ``zero_head=True``",
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "BiTR50x1", "bit_r50x1", 25_549_352, "timm resnetv2_50x1_bit", {"depth": 50, "width_factor": 1},
+                summary=SUMMARY.format(50, 1),
+            ),
+            Variant(
+                "BiTR50x3", "bit_r50x3", 217_319_080, "timm resnetv2_50x3_bit", {"depth": 50, "width_factor": 3},
+                summary=SUMMARY.format(50, 3),
+            ),
+            Variant(
+                "BiTR101x1", "bit_r101x1", 44_541_480, "timm resnetv2_101x1_bit", {"depth": 101, "width_factor": 1},
+                summary=SUMMARY.format(101, 1),
+            ),
+            Variant(
+                "BiTR101x3", "bit_r101x3", 387_934_888, "timm resnetv2_101x3_bit", {"depth": 101, "width_factor": 3},
+                summary=SUMMARY.format(101, 3),
+            ),
+            Variant(
+                "BiTR152x2", "bit_r152x2", 236_335_208, "timm resnetv2_152x2_bit", {"depth": 152, "width_factor": 2},
+                summary=SUMMARY.format(152, 2),
+            ),
+            Variant(
+                "BiTR152x4", "bit_r152x4", 936_533_224, "timm resnetv2_152x4_bit", {"depth": 152, "width_factor": 4},
+                summary=SUMMARY.format(152, 4),
+            ),
+        ),
+    ),
+)

@@ -13,17 +13,22 @@ one-to-one (``features.denseblock1.denselayer1.norm1`` -> ``conv2_block1_0_bn``,
 
 from __future__ import annotations
 
+import re
+
 import keras
 
 from keras_archs.blocks import batch_norm, conv, conv_bn_act, pool
 from keras_archs.builder import build_classifier
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import KERAS_URL, keras_applications, torchvision
+from keras_archs.weight_import.reference import Reference, rules
 
 PAPER = "Huang et al. 2017, Densely Connected Convolutional Networks"
 
-preprocess_input = family_preprocess_input("DenseNet")
+PREPROCESSING = {"torchvision": "torch", "keras": "torch"}
+preprocess_input = family_preprocess_input("DenseNet", PREPROCESSING)
 
 # Table 1: growth rate k, stem filters (2k) and layers per dense block.
 # DenseNet-161 (k=48, 96 stem filters) is not in Table 1; it comes from the
@@ -38,7 +43,9 @@ IMAGENET_CONFIGS: dict[int, tuple[int, int, tuple[int, ...]]] = {
 BOTTLENECK_WIDTH = 4  # Section 3: "each 1x1 convolution produce[s] 4k feature-maps"
 
 
-def _bn_relu_conv(x, filters: int, kernel_size: int, *, bn_name: str, conv_name: str, bn_epsilon: float, dropout_rate: float):
+def _bn_relu_conv(
+    x, filters: int, kernel_size: int, *, bn_name: str, conv_name: str, bn_epsilon: float, dropout_rate: float
+):
     """Section 3's pre-activation composite: BN - ReLU - conv (- dropout)."""
     x = batch_norm(x, name=f"{bn_name}_bn", epsilon=bn_epsilon)
     x = keras.layers.ReLU(name=f"{bn_name}_relu")(x)
@@ -212,14 +219,55 @@ def cifar_densenet(
     return build_classifier(features=features, **common)
 
 
-IMAGENET_OPTIONS = "``growth_rate``, ``stem_filters``, ``compression=0.5``, ``dropout_rate=0.0``, ``bn_epsilon=1e-5``"
-# min_size 29: 29 -> 15 (conv1) -> 8 (pool1) -> 4 -> 2 -> 1 (the three 2x2 average poolings).
-IMAGENET = dict(family="DenseNet", paper=PAPER, default_size=224, min_size=29, options_doc=IMAGENET_OPTIONS)
+# --------------------------------------------------------------------------- weights
 
-DenseNet121 = public_builder(densenet, "DenseNet121", "densenet121", depth=121, params=7_978_856, param_source="torchvision densenet121", total_params=8_062_504, summary="Table 1, k=32; total_params is keras.applications DenseNet121's count_params().", **IMAGENET)
-DenseNet161 = public_builder(densenet, "DenseNet161", "densenet161", depth=161, params=28_681_000, param_source="torchvision densenet161", summary="k=48, 96 stem filters, blocks 6-12-36-24 (authors' release, torchvision).", **IMAGENET)
-DenseNet169 = public_builder(densenet, "DenseNet169", "densenet169", depth=169, params=14_149_480, param_source="torchvision densenet169", total_params=14_307_880, summary="Table 1, k=32; total_params is keras.applications DenseNet169's count_params().", **IMAGENET)
-DenseNet201 = public_builder(densenet, "DenseNet201", "densenet201", depth=201, params=20_013_928, param_source="torchvision densenet201", total_params=20_242_984, summary="Table 1, k=32; total_params is keras.applications DenseNet201's count_params().", **IMAGENET)
+_OLD_KEY = re.compile(r"(denselayer\d+\.(?:norm|relu|conv))\.([12]\.(?:weight|bias|running_mean|running_var))$")
+
+
+def _current_key(key: str) -> str:
+    # torchvision's official DenseNet files spell "norm.1.weight" (its loader renames them to "norm1.weight").
+    return _OLD_KEY.sub(r"\1\2", key)
+
+
+TORCHVISION = Reference(
+    rules(
+        ("conv1_conv", "features.conv0"),
+        ("conv1_bn", "features.norm0"),
+        (r"conv(\d)_block(\d+)_0_bn", "features.denseblock{1-1}.denselayer{2}.norm1"),
+        (r"conv(\d)_block(\d+)_1_conv", "features.denseblock{1-1}.denselayer{2}.conv1"),
+        (r"conv(\d)_block(\d+)_1_bn", "features.denseblock{1-1}.denselayer{2}.norm2"),
+        (r"conv(\d)_block(\d+)_2_conv", "features.denseblock{1-1}.denselayer{2}.conv2"),
+        (r"pool(\d)_bn", "features.transition{1-1}.norm"),
+        (r"pool(\d)_conv", "features.transition{1-1}.conv"),
+        ("bn", "features.norm5"),
+        ("predictions", "classifier"),
+    ),
+    bn_epsilon=1e-5,
+    head=("classifier",),
+    rename_keys=_current_key,
+)
+# keras.applications' DenseNet121/169/201 use our layer names (its Keras 2 files: "conv1/conv").
+KERAS = Reference(bn_epsilon=1.001e-5, head=("predictions",))
+
+
+def _keras_file(depth: int, top_md5: str, notop_md5: str):
+    base = f"{KERAS_URL}densenet/densenet{depth}_weights_tf_dim_ordering_tf_kernels"
+    return keras_applications(base, top_md5, notop_md5, bn_epsilon=1.001e-5)
+
+
+# --------------------------------------------------------------------------- variants
+
+IMAGENET_OPTIONS = "``growth_rate``, ``stem_filters``, ``compression=0.5``, ``dropout_rate=0.0``, ``bn_epsilon=1e-5``"
+CIFAR_OPTIONS = (
+    "``bottleneck``, ``compression``, ``stem_filters``, ``dropout_rate=0.0`` (paper: 0.2 without augmentation), "
+    "``bn_epsilon=1e-5``"
+)
+KERAS_COUNT = "Table 1, k=32; total_params is keras.applications DenseNet{}'s count_params()."
+# Exact counts for 10 classes, derived from Section 3 in tests/test_densenet.py
+# (`paper_cifar_param_count`); they round to Table 2's parameter column.
+CIFAR_COUNT = "paper Table 2 ({}), exact count derived from Section 3"
+BC = {"bottleneck": True, "compression": 0.5}
+
 # DenseNet-264 by hand from Table 1 (k=32, blocks 6-12-64-48, theta=0.5). A dense block of n
 # bottleneck layers entering with c0 maps has n(2+4k)c0 + (2+4k)k n(n-1)/2 + n(8k+36k^2) weights
 # (BN 2c, 1x1 conv c*4k, BN 2*4k, 3x3 conv 4k*k*9 per layer); with 2+4k=130, 8k+36k^2=37,120:
@@ -235,17 +283,94 @@ DenseNet201 = public_builder(densenet, "DenseNet201", "densenet201", depth=201, 
 #   total                                                          = 33,337,704
 # tests/test_densenet.py recomputes it with a pure-python counter that also reproduces
 # torchvision's DenseNet-121/161/169/201 counts exactly.
-DenseNet264 = public_builder(densenet, "DenseNet264", "densenet264", depth=264, params=33_337_704, param_source="paper Table 1 (k=32, blocks 6-12-64-48), exact count derived in tests/test_densenet.py", summary="Table 1's deepest network, k=32.", **IMAGENET)
-
-CIFAR_OPTIONS = "``bottleneck``, ``compression``, ``stem_filters``, ``dropout_rate=0.0`` (paper: 0.2 without augmentation), ``bn_epsilon=1e-5``"
-# min_size 4: two 2x2 average poolings (4 -> 2 -> 1).
-CIFAR = dict(family="DenseNet-CIFAR", paper=PAPER, default_size=32, min_size=4, default_classes=10, options_doc=CIFAR_OPTIONS)
-# Exact counts for 10 classes, derived from Section 3 in tests/test_densenet.py
-# (`paper_cifar_param_count`); they round to Table 2's parameter column.
-DenseNet40_12 = public_builder(cifar_densenet, "DenseNet40_12", "densenet_40_12", depth=40, growth_rate=12, params=1_019_722, param_source="paper Table 2 (1.0M), exact count derived from Section 3", summary="DenseNet (L=40, k=12): no bottleneck, no compression, 16 stem filters.", **CIFAR)
-DenseNet100_12 = public_builder(cifar_densenet, "DenseNet100_12", "densenet_100_12", depth=100, growth_rate=12, params=6_979_642, param_source="paper Table 2 (7.0M), exact count derived from Section 3", summary="DenseNet (L=100, k=12): no bottleneck, no compression, 16 stem filters.", **CIFAR)
-DenseNet100_24 = public_builder(cifar_densenet, "DenseNet100_24", "densenet_100_24", depth=100, growth_rate=24, params=27_249_082, param_source="paper Table 2 (27.2M), exact count derived from Section 3", summary="DenseNet (L=100, k=24): no bottleneck, no compression, 16 stem filters.", **CIFAR)
-BC = dict(bottleneck=True, compression=0.5)
-DenseNetBC100_12 = public_builder(cifar_densenet, "DenseNetBC100_12", "densenet_bc_100_12", depth=100, growth_rate=12, params=769_162, param_source="paper Table 2 (0.8M), exact count derived from Section 3", summary="DenseNet-BC (L=100, k=12): bottleneck layers, compression 0.5, 2k stem filters.", **BC, **CIFAR)
-DenseNetBC250_24 = public_builder(cifar_densenet, "DenseNetBC250_24", "densenet_bc_250_24", depth=250, growth_rate=24, params=15_324_406, param_source="paper Table 2 (15.3M), exact count derived from Section 3", summary="DenseNet-BC (L=250, k=24): bottleneck layers, compression 0.5, 2k stem filters.", **BC, **CIFAR)
-DenseNetBC190_40 = public_builder(cifar_densenet, "DenseNetBC190_40", "densenet_bc_190_40", depth=190, growth_rate=40, params=25_624_430, param_source="paper Table 2 (25.6M), exact count derived from Section 3", summary="DenseNet-BC (L=190, k=40): bottleneck layers, compression 0.5, 2k stem filters.", **BC, **CIFAR)
+FAMILIES = (
+    Family(
+        name="DenseNet",
+        core=densenet,
+        paper=PAPER,
+        # 29 -> 15 (conv1) -> 8 (pool1) -> 4 -> 2 -> 1 (the three 2x2 average poolings).
+        min_size=29,
+        recipe="densenet",
+        options_doc=IMAGENET_OPTIONS,
+        references={"torchvision": TORCHVISION, "keras": KERAS},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "DenseNet121", "densenet121", 7_978_856, "torchvision densenet121", {"depth": 121},
+                total_params=8_062_504, summary=KERAS_COUNT.format(121),
+                weights=(
+                    torchvision("densenet121-a639ec97.pth", bn_epsilon=1e-5),
+                    _keras_file(121, "9d60b8095a5708f2dcce2bca79d332c7", "30ee3e1110167f948a6b9946edeeb738"),
+                ),
+            ),
+            Variant(
+                "DenseNet161", "densenet161", 28_681_000, "torchvision densenet161", {"depth": 161},
+                summary="k=48, 96 stem filters, blocks 6-12-36-24 (authors' release, torchvision).",
+                weights=(torchvision("densenet161-8d451a50.pth", bn_epsilon=1e-5),),
+            ),
+            Variant(
+                "DenseNet169", "densenet169", 14_149_480, "torchvision densenet169", {"depth": 169},
+                total_params=14_307_880, summary=KERAS_COUNT.format(169),
+                weights=(
+                    torchvision("densenet169-b2777c0a.pth", bn_epsilon=1e-5),
+                    _keras_file(169, "d699b8f76981ab1b30698df4c175e90b", "b8c4d4c20dd625c148057b9ff1c1176b"),
+                ),
+            ),
+            Variant(
+                "DenseNet201", "densenet201", 20_013_928, "torchvision densenet201", {"depth": 201},
+                total_params=20_242_984, summary=KERAS_COUNT.format(201),
+                weights=(
+                    torchvision("densenet201-c1103571.pth", bn_epsilon=1e-5),
+                    _keras_file(201, "1ceb130c1ea1b78c3bf6114dbdfd8807", "c13680b51ded0fb44dff2d8f86ac8bb1"),
+                ),
+            ),
+            Variant(
+                "DenseNet264", "densenet264", 33_337_704,
+                "paper Table 1 (k=32, blocks 6-12-64-48), exact count derived in test_densenet.py",
+                {"depth": 264}, summary="Table 1's deepest network, k=32.",
+            ),
+        ),
+    ),
+    Family(
+        name="DenseNet-CIFAR",
+        core=cifar_densenet,
+        paper=PAPER,
+        default_size=32,
+        min_size=4,  # two 2x2 average poolings (4 -> 2 -> 1)
+        default_classes=10,
+        recipe="densenet_cifar",
+        options_doc=CIFAR_OPTIONS,
+        variants=(
+            Variant(
+                "DenseNet40_12", "densenet_40_12", 1_019_722, CIFAR_COUNT.format("1.0M"),
+                {"depth": 40, "growth_rate": 12},
+                summary="DenseNet (L=40, k=12): no bottleneck, no compression, 16 stem filters.",
+            ),
+            Variant(
+                "DenseNet100_12", "densenet_100_12", 6_979_642, CIFAR_COUNT.format("7.0M"),
+                {"depth": 100, "growth_rate": 12},
+                summary="DenseNet (L=100, k=12): no bottleneck, no compression, 16 stem filters.",
+            ),
+            Variant(
+                "DenseNet100_24", "densenet_100_24", 27_249_082, CIFAR_COUNT.format("27.2M"),
+                {"depth": 100, "growth_rate": 24},
+                summary="DenseNet (L=100, k=24): no bottleneck, no compression, 16 stem filters.",
+            ),
+            Variant(
+                "DenseNetBC100_12", "densenet_bc_100_12", 769_162, CIFAR_COUNT.format("0.8M"),
+                {"depth": 100, "growth_rate": 12, **BC},
+                summary="DenseNet-BC (L=100, k=12): bottleneck layers, compression 0.5, 2k stem filters.",
+            ),
+            Variant(
+                "DenseNetBC250_24", "densenet_bc_250_24", 15_324_406, CIFAR_COUNT.format("15.3M"),
+                {"depth": 250, "growth_rate": 24, **BC},
+                summary="DenseNet-BC (L=250, k=24): bottleneck layers, compression 0.5, 2k stem filters.",
+            ),
+            Variant(
+                "DenseNetBC190_40", "densenet_bc_190_40", 25_624_430, CIFAR_COUNT.format("25.6M"),
+                {"depth": 190, "growth_rate": 40, **BC},
+                summary="DenseNet-BC (L=190, k=40): bottleneck layers, compression 0.5, 2k stem filters.",
+            ),
+        ),
+    ),
+)

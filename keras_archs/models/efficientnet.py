@@ -12,17 +12,24 @@ gamma of Equation 3 and the resolutions).
 from __future__ import annotations
 
 import math
+import re
 
 import keras
+import numpy as np
 
+from keras_archs.blocks import batch_norm, conv, depthwise_conv
 from keras_archs.builder import build_classifier
 from keras_archs.imagenet import IMAGENET_MEAN, IMAGENET_STD, family_preprocess_input
 from keras_archs.imagenet import decode_predictions as decode_predictions
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import keras_applications, torchvision
+from keras_archs.weight_import.reference import Check, KerasLayers, Reference
 
 PAPER = "Tan & Le 2019, EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks"
 
-preprocess_input = family_preprocess_input("EfficientNet")
+# keras.applications' first: the default build (include_preprocessing=True) fits its files.
+PREPROCESSING = {"keras": "identity", "torchvision": "torch"}
+preprocess_input = family_preprocess_input("EfficientNet", PREPROCESSING)
 
 # Table 1, stages 2-8 (stage 1 is the 3x3 stem with STEM_FILTERS maps, stage 9 the
 # 1x1 conv with TOP_FILTERS maps, pooling and FC). One row per stage:
@@ -41,19 +48,10 @@ STEM_FILTERS = 32
 TOP_FILTERS = 1280
 SE_RATIO = 0.25  # of the block's *input* channels (Hu et al. 2018's squeeze, as in the authors' code)
 
-# (width_coefficient, depth_coefficient, resolution, dropout) of the authors' code.
-VARIANTS = {
-    "b0": (1.0, 1.0, 224, 0.2),
-    "b1": (1.0, 1.1, 240, 0.2),
-    "b2": (1.1, 1.2, 260, 0.3),
-    "b3": (1.2, 1.4, 300, 0.3),
-    "b4": (1.4, 1.8, 380, 0.4),
-    "b5": (1.6, 2.2, 456, 0.4),
-    "b6": (1.8, 2.6, 528, 0.5),
-    "b7": (2.0, 3.1, 600, 0.5),
-}
-
-PADDINGS = ("keras", "torch")
+# "keras": TensorFlow's "same" rule of the authors' code and keras.applications (for a
+# strided layer on an even-sized map, one row/column less at the top/left); "torch":
+# k // 2 on every side, as torchvision. Stride 1 pads symmetrically either way.
+PADDINGS = {"keras": "same", "torch": "auto"}
 # The authors' initialisers (keras.applications uses the same).
 CONV_INIT = keras.initializers.VarianceScaling(2.0, mode="fan_out", distribution="truncated_normal")
 DENSE_INIT = keras.initializers.VarianceScaling(1.0 / 3.0, mode="fan_out", distribution="uniform")
@@ -96,19 +94,6 @@ def block_configs(width_coefficient: float, depth_coefficient: float, divisor: i
     return configs
 
 
-def _pad_for_stride(x, kernel_size: int, strides: int, padding: str, name: str):
-    """Padding before a (depthwise) convolution: returns ``(x, keras_padding)``.
-
-    ``"keras"`` is TensorFlow's ``"same"`` rule of the authors' code and of
-    keras.applications (for a strided layer on an even-sized map: one row/column
-    less at the top/left); ``"torch"`` pads ``k // 2`` on every side, as torchvision.
-    Stride 1 pads symmetrically either way.
-    """
-    if strides == 1 or padding == "keras":
-        return x, "same"
-    return keras.layers.ZeroPadding2D(kernel_size // 2, name=name)(x), "valid"
-
-
 def mbconv(
     x,
     *,
@@ -132,24 +117,29 @@ def mbconv(
     filters = filters_in * expand_ratio
     y = x
     if expand_ratio != 1:
-        y = keras.layers.Conv2D(filters, 1, use_bias=False, kernel_initializer=CONV_INIT, name=f"{name}_expand_conv")(y)
-        y = keras.layers.BatchNormalization(name=f"{name}_expand_bn", **bn)(y)
+        y = conv(y, filters, 1, kernel_initializer=CONV_INIT, name=f"{name}_expand_conv")
+        y = batch_norm(y, name=f"{name}_expand_bn", **bn)
         y = keras.layers.Activation(activation, name=f"{name}_expand_activation")(y)
-    y, pad = _pad_for_stride(y, kernel_size, strides, padding, f"{name}_dwconv_pad")
-    y = keras.layers.DepthwiseConv2D(
-        kernel_size, strides=strides, padding=pad, use_bias=False, depthwise_initializer=CONV_INIT, name=f"{name}_dwconv"
-    )(y)
-    y = keras.layers.BatchNormalization(name=f"{name}_bn", **bn)(y)
+    y = depthwise_conv(
+        y,
+        kernel_size,
+        strides=strides,
+        padding=PADDINGS[padding],
+        depthwise_initializer=CONV_INIT,
+        name=f"{name}_dwconv",
+    )
+    y = batch_norm(y, name=f"{name}_bn", **bn)
     y = keras.layers.Activation(activation, name=f"{name}_activation")(y)
 
     squeezed = max(1, int(filters_in * se_ratio))
     se = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_se_squeeze")(y)
-    se = keras.layers.Conv2D(squeezed, 1, activation=activation, kernel_initializer=CONV_INIT, name=f"{name}_se_reduce")(se)
-    se = keras.layers.Conv2D(filters, 1, activation="sigmoid", kernel_initializer=CONV_INIT, name=f"{name}_se_expand")(se)
+    se_conv = dict(use_bias=True, kernel_initializer=CONV_INIT)
+    se = conv(se, squeezed, 1, activation=activation, name=f"{name}_se_reduce", **se_conv)
+    se = conv(se, filters, 1, activation="sigmoid", name=f"{name}_se_expand", **se_conv)
     y = keras.layers.Multiply(name=f"{name}_se_excite")([y, se])
 
-    y = keras.layers.Conv2D(filters_out, 1, use_bias=False, kernel_initializer=CONV_INIT, name=f"{name}_project_conv")(y)
-    y = keras.layers.BatchNormalization(name=f"{name}_project_bn", **bn)(y)
+    y = conv(y, filters_out, 1, kernel_initializer=CONV_INIT, name=f"{name}_project_conv")
+    y = batch_norm(y, name=f"{name}_project_bn", **bn)
     if strides == 1 and filters_in == filters_out:
         if drop_rate > 0:
             # Drop-connect (Huang et al. 2016's stochastic depth): the whole residual
@@ -208,7 +198,7 @@ def efficientnet(
             ``count_params()`` as in keras.applications.
     """
     if padding not in PADDINGS:
-        raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}.")
+        raise ValueError(f"padding must be one of {tuple(PADDINGS)}, got {padding!r}.")
     configs = block_configs(width_coefficient, depth_coefficient, depth_divisor)
     bn = dict(epsilon=bn_epsilon, momentum=bn_momentum)
     channels = common.get("channels", 3)
@@ -216,17 +206,11 @@ def efficientnet(
     def features(x):
         if include_preprocessing:
             x = _preprocessing(x, x.shape[-1] or channels)
-        x, pad = _pad_for_stride(x, 3, 2, padding, "stem_conv_pad")
-        x = keras.layers.Conv2D(
-            round_filters(STEM_FILTERS, width_coefficient, depth_divisor),
-            3,
-            strides=2,
-            padding=pad,
-            use_bias=False,
-            kernel_initializer=CONV_INIT,
-            name="stem_conv",
-        )(x)
-        x = keras.layers.BatchNormalization(name="stem_bn", **bn)(x)
+        stem_filters = round_filters(STEM_FILTERS, width_coefficient, depth_divisor)
+        x = conv(
+            x, stem_filters, 3, strides=2, padding=PADDINGS[padding], kernel_initializer=CONV_INIT, name="stem_conv"
+        )
+        x = batch_norm(x, name="stem_bn", **bn)
         x = keras.layers.Activation(activation, name="stem_activation")(x)
         for index, config in enumerate(configs):
             x = mbconv(
@@ -238,14 +222,9 @@ def efficientnet(
                 bn_momentum=bn_momentum,
                 **config,
             )
-        x = keras.layers.Conv2D(
-            round_filters(TOP_FILTERS, width_coefficient, depth_divisor),
-            1,
-            use_bias=False,
-            kernel_initializer=CONV_INIT,
-            name="top_conv",
-        )(x)
-        x = keras.layers.BatchNormalization(name="top_bn", **bn)(x)
+        top_filters = round_filters(TOP_FILTERS, width_coefficient, depth_divisor)
+        x = conv(x, top_filters, 1, kernel_initializer=CONV_INIT, name="top_conv")
+        x = batch_norm(x, name="top_bn", **bn)
         return keras.layers.Activation(activation, name="top_activation")(x)
 
     def top(x, classes, classifier_activation):
@@ -259,56 +238,216 @@ def efficientnet(
     return build_classifier(features=features, top=top, **common)
 
 
+# --------------------------------------------------------------------------- weights
+
+_BLOCK = re.compile(r"(block\d[a-z])_(expand_conv|expand_bn|dwconv|bn|se_reduce|se_expand|project_conv|project_bn)")
+# our part -> (torchvision step of the block without/with expansion, module in the step)
+_TORCHVISION_PARTS = {
+    "expand_conv": (None, 0, "0"),
+    "expand_bn": (None, 0, "1"),
+    "dwconv": (0, 1, "0"),
+    "bn": (0, 1, "1"),
+    "se_reduce": (1, 2, "fc1"),
+    "se_expand": (1, 2, "fc2"),
+    "project_conv": (2, 3, "0"),
+    "project_bn": (2, 3, "1"),
+}
+
+
+def _torchvision_names(model: keras.Model) -> dict[str, str]:
+    # features = [stem, stage 1 ... stage 7, top]; block "block{s}{letter}" is features.s.(letter index),
+    # whose Sequential "block" has an expansion step only when expand_ratio > 1.
+    names = {layer.name for layer in model.layers if layer.weights}
+    out = {
+        "stem_conv": "features.0.0",
+        "stem_bn": "features.0.1",
+        "top_conv": "features.8.0",
+        "top_bn": "features.8.1",
+        "predictions": "classifier.1",
+    }
+    for name in names:
+        match = _BLOCK.fullmatch(name)
+        if match:
+            block, part = match.groups()
+            plain, expanded, module = _TORCHVISION_PARTS[part]
+            step = expanded if f"{block}_expand_conv" in names else plain
+            out[name] = f"features.{block[5]}.{ord(block[6]) - ord('a')}.block.{step}.{module}"
+    return out
+
+
+def _check(padding: str, preprocessing: bool, source: str, epsilons: str) -> Check:
+    def check(model: keras.Model) -> str | None:
+        actual_padding = "torch" if any(layer.name == "stem_conv_pad" for layer in model.layers) else "keras"
+        actual_preprocessing = any(layer.name == "normalization" for layer in model.layers)
+        if actual_padding != padding or actual_preprocessing != preprocessing:
+            return (
+                f"{source}'s EfficientNet needs padding={padding!r}, include_preprocessing={preprocessing} "
+                f"and bn_epsilon={epsilons}"
+            )
+        return None
+
+    return check
+
+
+def _keras_variance(layers: KerasLayers) -> KerasLayers:
+    """keras.applications' official EfficientNet files store the ImageNet *std* as the
+    Normalization layer's variance (keras then divides by sqrt(std) once more with a
+    Rescaling layer added only for weights="imagenet"; tensorflow/tensorflow#49930). Our model has no
+    such layer, so such a variance is squared: (x - mean) / sqrt(std**2) = (x - mean) / std."""
+    out = dict(layers)
+    for name, values in layers.items():
+        if re.fullmatch(r"normalization(_\d+)?", name):
+            out[name] = [
+                (var, value**2 if var == "variance" and value.shape == (3,) and _is_std(value) else value)
+                for var, value in values
+            ]
+    return out
+
+
+def _is_std(value: np.ndarray) -> bool:
+    return bool(np.allclose(value, IMAGENET_STD, atol=1e-4))
+
+
+# torchvision's B0-B4 (rwightman's weights) use BN epsilon 1e-5, B5-B7 (ported from TF) 1e-3.
+TORCHVISION_EPSILON = {"efficientnet_b5": 1e-3, "efficientnet_b6": 1e-3, "efficientnet_b7": 1e-3, "*": 1e-5}
+TORCHVISION = Reference(
+    _torchvision_names,
+    bn_epsilon=TORCHVISION_EPSILON,
+    head=("classifier",),
+    check=_check("torch", False, "torchvision", "1e-5 for B0-B4, 1e-3 for B5-B7"),
+)
+# keras.applications' EfficientNetB0-B7 use our layer names.
+KERAS = Reference(
+    bn_epsilon=1e-3,
+    head=("predictions",),
+    check=_check("keras", True, "keras.applications", "1e-3"),
+    fix_keras=_keras_variance,
+)
+KERAS_OPTIONS = {"padding": "keras", "include_preprocessing": True, "bn_epsilon": 1e-3}
+TORCHVISION_OPTIONS = {"padding": "torch", "include_preprocessing": False}
+# keras/src/applications/efficientnet.py: BASE_WEIGHTS_PATH + "efficientnetb0" + ".h5" / "_notop.h5"
+KERAS_BASE = "https://storage.googleapis.com/keras-applications/efficientnet"
+
+# --------------------------------------------------------------------------- variants
+
 OPTIONS = (
     "``drop_connect_rate=0.2``, ``padding=\"keras\"|\"torch\"``, ``bn_epsilon=1e-3``, "
     "``bn_momentum=0.99``, ``include_preprocessing=True`` (inputs are [0, 255] pixels), "
     "``activation=\"swish\"``, ``dropout`` (per variant)"
 )
+SUMMARY = "Width x{}, depth x{}, {}x{} inputs, dropout {}."
 
+# The width/depth coefficients, resolution and dropout of each variant are the authors' code's.
 # params: torchvision efficientnet_b* (sum of parameters' numel), architecture
 # identical to the authors'. total_params: keras.applications EfficientNetB*
 # count_params() with weights=None (BN statistics and the Normalization layer's
 # mean, variance and count included); tests/test_efficientnet.py checks it live.
-_REFERENCE = {
-    "b0": (5_288_548, 5_330_571),
-    "b1": (7_794_184, 7_856_239),
-    "b2": (9_109_994, 9_177_569),
-    "b3": (12_233_232, 12_320_535),
-    "b4": (19_341_616, 19_466_823),
-    "b5": (30_389_784, 30_562_527),
-    "b6": (43_040_704, 43_265_143),
-    "b7": (66_347_960, 66_658_687),
-}
-
-
-def _variant(key: str):
-    width, depth, size, dropout = VARIANTS[key]
-    params, total = _REFERENCE[key]
-    public = f"EfficientNet{key.upper()}"
-    return public_builder(
-        efficientnet,
-        public,
-        f"efficientnet_{key}",
-        family="EfficientNet",
+FAMILIES = (
+    Family(
+        name="EfficientNet",
+        core=efficientnet,
         paper=PAPER,
-        default_size=size,
-        min_size=32,
-        params=params,
-        param_source=f"torchvision efficientnet_{key}",
-        total_params=total,
-        summary=f"Width x{width}, depth x{depth}, {size}x{size} inputs, dropout {dropout}.",
+        recipe="efficientnet",
         options_doc=OPTIONS,
-        width_coefficient=width,
-        depth_coefficient=depth,
-        dropout=dropout,
-    )
-
-
-EfficientNetB0 = _variant("b0")
-EfficientNetB1 = _variant("b1")
-EfficientNetB2 = _variant("b2")
-EfficientNetB3 = _variant("b3")
-EfficientNetB4 = _variant("b4")
-EfficientNetB5 = _variant("b5")
-EfficientNetB6 = _variant("b6")
-EfficientNetB7 = _variant("b7")
+        references={"keras": KERAS, "torchvision": TORCHVISION},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "EfficientNetB0", "efficientnet_b0", 5_288_548, "torchvision efficientnet_b0",
+                {"width_coefficient": 1.0, "depth_coefficient": 1.0, "dropout": 0.2},
+                total_params=5_330_571, summary=SUMMARY.format(1.0, 1.0, 224, 224, 0.2), default_size=224,
+                weights=(
+                    keras_applications(
+                        f"{KERAS_BASE}b0", "902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d",
+                        **KERAS_OPTIONS,
+                    ),
+                    torchvision("efficientnet_b0_rwightman-7f5810bc.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
+                ),
+            ),
+            Variant(
+                "EfficientNetB1", "efficientnet_b1", 7_794_184, "torchvision efficientnet_b1",
+                {"width_coefficient": 1.0, "depth_coefficient": 1.1, "dropout": 0.2},
+                total_params=7_856_239, summary=SUMMARY.format(1.0, 1.1, 240, 240, 0.2), default_size=240,
+                weights=(
+                    keras_applications(
+                        f"{KERAS_BASE}b1", "1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432",
+                        **KERAS_OPTIONS,
+                    ),
+                    torchvision("efficientnet_b1-c27df63c.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
+                ),
+            ),
+            Variant(
+                "EfficientNetB2", "efficientnet_b2", 9_109_994, "torchvision efficientnet_b2",
+                {"width_coefficient": 1.1, "depth_coefficient": 1.2, "dropout": 0.3},
+                total_params=9_177_569, summary=SUMMARY.format(1.1, 1.2, 260, 260, 0.3), default_size=260,
+                weights=(
+                    keras_applications(
+                        f"{KERAS_BASE}b2", "b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39",
+                        **KERAS_OPTIONS,
+                    ),
+                    torchvision("efficientnet_b2_rwightman-c35c1473.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
+                ),
+            ),
+            Variant(
+                "EfficientNetB3", "efficientnet_b3", 12_233_232, "torchvision efficientnet_b3",
+                {"width_coefficient": 1.2, "depth_coefficient": 1.4, "dropout": 0.3},
+                total_params=12_320_535, summary=SUMMARY.format(1.2, 1.4, 300, 300, 0.3), default_size=300,
+                weights=(
+                    keras_applications(
+                        f"{KERAS_BASE}b3", "ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226",
+                        **KERAS_OPTIONS,
+                    ),
+                    torchvision("efficientnet_b3_rwightman-b3899882.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
+                ),
+            ),
+            Variant(
+                "EfficientNetB4", "efficientnet_b4", 19_341_616, "torchvision efficientnet_b4",
+                {"width_coefficient": 1.4, "depth_coefficient": 1.8, "dropout": 0.4},
+                total_params=19_466_823, summary=SUMMARY.format(1.4, 1.8, 380, 380, 0.4), default_size=380,
+                weights=(
+                    keras_applications(
+                        f"{KERAS_BASE}b4", "18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba",
+                        **KERAS_OPTIONS,
+                    ),
+                    torchvision("efficientnet_b4_rwightman-23ab8bcd.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
+                ),
+            ),
+            Variant(
+                "EfficientNetB5", "efficientnet_b5", 30_389_784, "torchvision efficientnet_b5",
+                {"width_coefficient": 1.6, "depth_coefficient": 2.2, "dropout": 0.4},
+                total_params=30_562_527, summary=SUMMARY.format(1.6, 2.2, 456, 456, 0.4), default_size=456,
+                weights=(
+                    keras_applications(
+                        f"{KERAS_BASE}b5", "ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f",
+                        **KERAS_OPTIONS,
+                    ),
+                    torchvision("efficientnet_b5_lukemelas-1a07897c.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-3),
+                ),
+            ),
+            Variant(
+                "EfficientNetB6", "efficientnet_b6", 43_040_704, "torchvision efficientnet_b6",
+                {"width_coefficient": 1.8, "depth_coefficient": 2.6, "dropout": 0.5},
+                total_params=43_265_143, summary=SUMMARY.format(1.8, 2.6, 528, 528, 0.5), default_size=528,
+                weights=(
+                    keras_applications(
+                        f"{KERAS_BASE}b6", "165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743",
+                        **KERAS_OPTIONS,
+                    ),
+                    torchvision("efficientnet_b6_lukemelas-24a108a5.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-3),
+                ),
+            ),
+            Variant(
+                "EfficientNetB7", "efficientnet_b7", 66_347_960, "torchvision efficientnet_b7",
+                {"width_coefficient": 2.0, "depth_coefficient": 3.1, "dropout": 0.5},
+                total_params=66_658_687, summary=SUMMARY.format(2.0, 3.1, 600, 600, 0.5), default_size=600,
+                weights=(
+                    keras_applications(
+                        f"{KERAS_BASE}b7", "8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a",
+                        **KERAS_OPTIONS,
+                    ),
+                    torchvision("efficientnet_b7_lukemelas-c5b4e57e.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-3),
+                ),
+            ),
+        ),
+    ),
+)

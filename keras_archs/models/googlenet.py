@@ -16,11 +16,15 @@ from keras_archs.builder import build_classifier, dense_top
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import LocalResponseNormalization
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import torchvision
+from keras_archs.weight_import.reference import Reference, rules
 
 PAPER = "Szegedy et al. 2014, Going Deeper with Convolutions"
 
-preprocess_input = family_preprocess_input("GoogLeNet")
+# torchvision's weights expect its transform_input, which maps torch-mode input to "tf" mode.
+PREPROCESSING = {"torchvision": "tf"}
+preprocess_input = family_preprocess_input("GoogLeNet", PREPROCESSING)
 
 # Table 1, in order. A module row is (name, #1x1, #3x3 reduce, #3x3, #5x5 reduce,
 # #5x5, pool proj); a string is a stride-2 max-pooling layer between stages.
@@ -152,8 +156,33 @@ def googlenet(*, layout: str = "paper", aux_logits: bool = False, aux_dropout: f
     return build_classifier(features=features, top=top, **common)
 
 
-OPTIONS = '``layout="paper"|"torchvision"``, ``aux_logits=False`` (outputs main/aux1/aux2), ``aux_dropout=0.7``'
-FAMILY = dict(family="GoogLeNet", paper=PAPER, default_size=224, options_doc=OPTIONS)
+# --------------------------------------------------------------------------- weights
+
+
+def _torchvision_check(model: keras.Model) -> str | None:
+    if not any(layer.name == "conv1_bn" for layer in model.layers):
+        return "torchvision's GoogLeNet has batch normalisation: use googlenet_bn (layout='torchvision')"
+    return None
+
+
+# Our names are torchvision's module paths with "." -> "_".
+TORCHVISION = Reference(
+    rules(
+        (r"(conv\d)_(conv|bn)", "{1}.{2}"),
+        (r"(inception\d[a-e])_(branch1)_(conv|bn)", "{1}.{2}.{3}"),
+        (r"(inception\d[a-e])_(branch\d)_(\d)_(conv|bn)", "{1}.{2}.{3}.{4}"),
+        (r"(aux\d)_conv_(conv|bn)", "{1}.conv.{2}"),
+        (r"(aux\d)_(fc\d)", "{1}.{2}"),
+        ("predictions", "fc"),
+    ),
+    bn_epsilon=1e-3,
+    head=("fc",),
+    check=_torchvision_check,
+    flatten="chw",
+    aux=("aux1", "aux2"),
+)
+
+# --------------------------------------------------------------------------- variants
 
 # Exact count of the paper's network without the auxiliary heads, from Table 1's filter
 # columns (every convolution has a bias; Table 1's "params" column is weights / 1024,
@@ -166,32 +195,40 @@ FAMILY = dict(family="GoogLeNet", paper=PAPER, default_size=224, options_doc=OPT
 #   classifier 1024*1000+1000                                               -> 1,025,000
 #   total 124,416 + 5,849,136 + 1,025,000 = 6,998,552
 # (e.g. 3a: 192*(64+96+16+32) + 9*96*128 + 25*16*32 + 368 = 39,936 + 110,592 + 12,800 + 368.)
-GoogLeNet = public_builder(
-    googlenet,
-    "GoogLeNet",
-    "googlenet",
-    min_size=31,
-    params=6_998_552,
-    param_source="paper Table 1 filter counts, exact count computed by hand (googlenet.py)",
-    summary="The paper's network (Figure 3): LRN, 5x5 branches, dropout 0.4; optional auxiliary classifiers.",
-    layout="paper",
-    **FAMILY,
-)
-
 # torchvision.models.googlenet builds its auxiliary heads by default (13,004,888
 # parameters); 6,624,904 is its count with aux_logits=False, checked live in
 # tests/test_googlenet.py.
-GoogLeNetBN = public_builder(
-    googlenet,
-    "GoogLeNetBN",
-    "googlenet_bn",
-    min_size=15,
-    params=6_624_904,
-    param_source="torchvision googlenet(aux_logits=False), live-checked in tests/test_googlenet.py",
-    summary=(
-        "torchvision's batch-norm GoogLeNet (its 3x3 convolution where the paper has 5x5 is kept, "
-        "so its weights import); its transform_input is preprocessing, not a layer."
+FAMILIES = (
+    Family(
+        name="GoogLeNet",
+        core=googlenet,
+        paper=PAPER,
+        recipe="googlenet",
+        options_doc=(
+            '``layout="paper"|"torchvision"``, ``aux_logits=False`` (outputs main/aux1/aux2), ``aux_dropout=0.7``'
+        ),
+        references={"torchvision": TORCHVISION},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "GoogLeNet", "googlenet", 6_998_552,
+                "paper Table 1 filter counts, exact count computed by hand (googlenet.py)", {"layout": "paper"},
+                summary=(
+                    "The paper's network (Figure 3): LRN, 5x5 branches, dropout 0.4; optional auxiliary classifiers."
+                ),
+                min_size=31,
+            ),
+            Variant(
+                "GoogLeNetBN", "googlenet_bn", 6_624_904,
+                "torchvision googlenet without aux heads, live-checked in test_googlenet.py",
+                {"layout": "torchvision"},
+                summary=(
+                    "torchvision's batch-norm GoogLeNet (its 3x3 convolution where the paper has 5x5 is kept, "
+                    "so its weights import); its transform_input is preprocessing, not a layer."
+                ),
+                min_size=15,
+                weights=(torchvision("googlenet-1378be20.pth", layout="torchvision"),),
+            ),
+        ),
     ),
-    layout="torchvision",
-    **FAMILY,
 )

@@ -12,20 +12,27 @@ the paper's Figure 15 version (see the notes for every difference).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import partial
 
 import keras
+import numpy as np
 
-from keras_archs.blocks import conv, pool
+from keras_archs.blocks import conv, conv_bn_act, pool
 from keras_archs.builder import build_classifier, dense_top
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
-from keras_archs.registry import public_builder
+from keras_archs.models.inception_v3 import auxiliary_head
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.reference import Reference
 
 PAPER = "Szegedy et al. 2016, Inception-v4, Inception-ResNet and the Impact of Residual Connections on Learning"
 
-preprocess_input = family_preprocess_input("Inception-ResNet")
+# timm's configurations use mean = std = 0.5: "tf" mode.
+V4_PREPROCESSING = {"timm": "tf"}
+PREPROCESSING = {"keras": "tf", "timm": "tf"}
+preprocess_input = family_preprocess_input("Inception-ResNet", PREPROCESSING)
 
 Tensor = keras.KerasTensor
 
@@ -130,7 +137,7 @@ REDUCTION_A_KLMN = {"v4": (192, 224, 256, 384), "v1": (192, 192, 256, 384), "v2"
 
 # Layouts of the Inception-ResNets. "paper": Figure 15 (5/10/5 blocks, ReLU after
 # every block, no extra convolution). "keras": keras.applications' (= TF-slim's
-# released) Inception-ResNet-v2, whose parameter count the issue requires.
+# released) Inception-ResNet-v2, the reference whose parameter count and weights we match.
 IR_LAYOUTS = {
     ("v1", "paper"): dict(stem="v1", blocks=(5, 10, 5), last_block_linear=False, final_conv=0),
     ("v2", "paper"): dict(stem="v4", blocks=(5, 10, 5), last_block_linear=False, final_conv=0),
@@ -142,33 +149,20 @@ KERNEL_ORDERS = ("paper", "tf-slim")
 # values (A, B, C) are keras.applications'/TF-slim's.
 DEFAULT_RESIDUAL_SCALE = (0.17, 0.1, 0.2)
 AUX_MIN_GRID = 17  # 5x5/3 average pooling then a 5x5 valid convolution
+# Every convolution but the residual "up" convs is conv (no bias) -> BN -> ReLU; BN keeps
+# Keras' default momentum, as keras.applications' Inception-ResNet-v2 does.
+BN_MOMENTUM = 0.99
 
 
 # ---------------------------------------------------------------------------
 # Blocks
 
 
-def conv_bn_relu(
-    x: Tensor,
-    filters: int,
-    kernel: int | tuple[int, int],
-    *,
-    name: str,
-    bn: dict,
-    strides: int = 1,
-    valid: bool = False,
-) -> Tensor:
-    """conv (no bias) -> BN -> ReLU, named ``{name}_conv``, ``{name}_bn``, ``{name}_relu``."""
-    x = conv(x, filters, kernel, strides=strides, padding="valid" if valid else "auto", name=f"{name}_conv")
-    x = keras.layers.BatchNormalization(epsilon=bn["epsilon"], scale=bn["scale"], name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
-
-
 def _layer(x: Tensor, spec: tuple, *, name: str, bn: dict) -> Tensor:
     kind = spec[0]
     if kind == "conv":
         _, filters, kernel, strides, valid = spec
-        return conv_bn_relu(x, filters, kernel, strides=strides, valid=valid, name=name, bn=bn)
+        return conv_bn_act(x, filters, kernel, strides=strides, padding="valid" if valid else "auto", name=name, **bn)
     if kind == "maxpool":
         return pool(x, 3, 2, name=f"{name}_pool")
     if kind == "avgpool":
@@ -235,18 +229,18 @@ def ordered(table: tuple, key: str, kernel_order: str) -> tuple:
 def stem(x: Tensor, kind: str, *, kernel_order: str, bn: dict) -> Tensor:
     """The stems: ``"v4"`` Figure 3 (Inception-v4, Inception-ResNet-v2), ``"v1"`` Figure 14
     (Inception-ResNet-v1), ``"keras"`` keras.applications' Inception-ResNet-v2 stem."""
-    x = conv_bn_relu(x, 32, 3, strides=2, valid=True, name="conv_1a", bn=bn)
-    x = conv_bn_relu(x, 32, 3, valid=True, name="conv_2a", bn=bn)
-    x = conv_bn_relu(x, 64, 3, name="conv_2b", bn=bn)
+    x = conv_bn_act(x, 32, 3, strides=2, padding="valid", name="conv_1a", **bn)
+    x = conv_bn_act(x, 32, 3, padding="valid", name="conv_2a", **bn)
+    x = conv_bn_act(x, 64, 3, name="conv_2b", **bn)
     if kind == "v4":
         for key, table in V4_STEM.items():
             x = mixed(x, ordered(table, key, kernel_order), name=key, bn=bn)
         return x
     x = pool(x, 3, 2, name="pool_3a")
-    x = conv_bn_relu(x, 80, 1, name="conv_3b", bn=bn)
-    x = conv_bn_relu(x, 192, 3, valid=True, name="conv_4a", bn=bn)
+    x = conv_bn_act(x, 80, 1, name="conv_3b", **bn)
+    x = conv_bn_act(x, 192, 3, padding="valid", name="conv_4a", **bn)
     if kind == "v1":
-        return conv_bn_relu(x, 256, 3, strides=2, valid=True, name="conv_4b", bn=bn)
+        return conv_bn_act(x, 256, 3, strides=2, padding="valid", name="conv_4b", **bn)
     x = pool(x, 3, 2, name="pool_5a")
     return mixed(x, KERAS_MIXED_5B, name="mixed_5b", bn=bn)
 
@@ -262,11 +256,8 @@ def aux_head(x: Tensor, classes: int, classifier_activation, *, bn: dict) -> Ten
             f"aux_logits=True needs a known input size giving at least a {AUX_MIN_GRID}x{AUX_MIN_GRID} "
             f"grid at the B blocks, i.e. inputs of at least 299x299; that grid is {tuple(grid)} here."
         )
-    y = keras.layers.AveragePooling2D(5, strides=3, padding="valid", name="aux_pool")(x)
-    y = conv_bn_relu(y, 128, 1, name="aux_conv1", bn=bn)
-    y = conv_bn_relu(y, 768, 5, valid=True, name="aux_conv2", bn=bn)
-    y = keras.layers.GlobalAveragePooling2D(name="aux_avg_pool")(y)
-    return keras.layers.Dense(classes, activation=classifier_activation, name="aux_predictions")(y)
+    names = ("aux_pool", "aux_conv1", "aux_conv2", "aux_avg_pool", "aux_predictions")
+    return auxiliary_head(x, classes, classifier_activation, names=names, **bn)
 
 
 def _check(value, allowed, option: str) -> None:
@@ -299,7 +290,7 @@ def inception_v4(
         dropout: dropout before the classifier (the paper keeps 0.8).
     """
     _check(kernel_order, KERNEL_ORDERS, "kernel_order")
-    bn = dict(scale=bn_scale, epsilon=bn_epsilon)
+    bn = dict(bn_scale=bn_scale, bn_epsilon=bn_epsilon, bn_momentum=BN_MOMENTUM)
     include_top = common.get("include_top", True)
     classes, activation = common.get("classes"), common.get("classifier_activation")
 
@@ -380,7 +371,7 @@ def inception_resnet(
     if len(blocks) != 3 or not all(isinstance(n, int) and n >= 1 for n in blocks):
         raise ValueError(f"blocks must be three positive integers (A, B, C), got {blocks!r}.")
     scales = _residual_scales(residual_scale)
-    bn = dict(scale=bn_scale, epsilon=bn_epsilon)
+    bn = dict(bn_scale=bn_scale, bn_epsilon=bn_epsilon, bn_momentum=BN_MOMENTUM)
     tables = RESIDUAL_BLOCKS[version]
     include_top = common.get("include_top", True)
     classes, activation = common.get("classes"), common.get("classifier_activation")
@@ -405,16 +396,45 @@ def inception_resnet(
                 bn=bn,
             )
         if final_conv:
-            x = conv_bn_relu(x, final_conv, 1, name="conv_7b", bn=bn)
+            x = conv_bn_act(x, final_conv, 1, name="conv_7b", **bn)
         return (x, aux) if aux else x
 
     return build_classifier(features=features, top=partial(dense_top, dropout=dropout), **common)
 
 
 # ---------------------------------------------------------------------------
+# Weights
+
+
+def _keras_check(model: keras.Model) -> str | None:
+    """keras.applications' InceptionResNetV2: BN without scale, residuals scaled by
+    0.17/0.1/0.2 per stage, the last block8 linear (scale 1, no ReLU)."""
+    layers = {layer.name: layer for layer in model.layers}
+    scales = {layer.scale for layer in layers.values() if isinstance(layer, keras.layers.BatchNormalization)}
+    blocks = sorted((n for n in layers if re.fullmatch(r"block8_\d+_scale", n)), key=lambda n: int(n.split("_")[1]))
+    wanted = dict(zip(("block35", "block17", "block8"), DEFAULT_RESIDUAL_SCALE))
+    residual_ok = all(
+        np.isclose(layer.scale, wanted[name.split("_")[0]])
+        for name, layer in layers.items()
+        if re.fullmatch(r"block(35|17|8)_\d+_scale", name) and (not blocks or name != blocks[-1])
+    )
+    last_linear = bool(blocks) and np.isclose(layers[blocks[-1]].scale, 1.0) and f"{blocks[-1][:-6]}_relu" not in layers
+    if scales != {False} or not residual_ok or not last_linear:
+        return (
+            "keras.applications' InceptionResNetV2 needs layout='keras', bn_scale=False, "
+            f"residual_scale={DEFAULT_RESIDUAL_SCALE} and last_block_linear=True"
+        )
+    return None
+
+
+# keras.applications' InceptionResNetV2 names its branch convs conv2d_N / batch_normalization_N
+# (N depends on what the process built before) and its block convs like ours; its weighted
+# layers come in our order: matched by order.
+KERAS = Reference(bn_epsilon=1e-3, head=("predictions",), check=_keras_check, by_order=True)
+
+# ---------------------------------------------------------------------------
 # Variants
 
-_COMMON = dict(paper=PAPER, default_size=299, min_size=75)
 V4_OPTIONS = (
     '``aux_logits=False``, ``kernel_order="paper"|"tf-slim"``, ``bn_scale=True``, ``bn_epsilon=1e-3``, ``dropout=0.2``'
 )
@@ -424,59 +444,62 @@ IR_OPTIONS = (
     "``bn_epsilon=1e-3``, ``dropout=0.2``"
 )
 
-InceptionV4 = public_builder(
-    inception_v4,
-    "InceptionV4",
-    "inception_v4",
-    family="Inception-v4",
-    params=42_679_816,
-    param_source="timm inception_v4",
-    summary="Figure 9: the Figure 3 stem, 4/7/3 Inception-A/B/C blocks and Reduction-A/B.",
-    options_doc=V4_OPTIONS,
-    **_COMMON,
-)
-
-# No reference implementation: the paper's count, by hand from Figures 10-15 and
-# Table 1 (conv-BN: k*k*cin*cout + cout BN offsets; the linear 1x1 "up" convs have
-# a bias; BN without scale as in TF-slim):
-#   stem (Fig 14): 896 + 9,248 + 18,496 + 5,200 + 138,432 + 442,624      =    614,896
-#   5 x A (Fig 10): 3*8,224 + 3*9,248 + 24,832 (96*256+256) = 77,248      =    386,240
-#   Reduction-A (192,192,256,384): 885,120 + 49,344 + 331,968 + 442,624   =  1,709,056
-#   10 x B (Fig 11): 4*114,816 + 230,272 (256*896+896) = 689,536          =  6,895,360
-#   Reduction-B (Fig 12): 3*229,632 + 885,120 + 3*590,080                 =  3,344,256
-#   5 x C (Fig 13): 2*344,256 + 2*110,784 + 689,920 (384*1792+1792) = 1.6M =  8,000,000
-#   dense 1792 -> 1000: 1,793,000                                          = 22,742,808
-# count_params() adds each BN's moving mean and variance: 2 x 13,520 BN channels
-# (stem 656, A 5*192, RA 1,024, B 10*512, RB 1,920, C 5*768) -> 22,769,848.
-InceptionResNetV1 = public_builder(
-    inception_resnet,
-    "InceptionResNetV1",
-    "inception_resnet_v1",
-    family="Inception-ResNet",
-    params=22_742_808,
-    param_source="paper Figures 10-15 and Table 1, counted by hand (module comment)",
-    total_params=22_769_848,
-    summary="Figure 15 with the Figure 14 stem and the Figure 10-13 blocks (5/10/5).",
-    options_doc=IR_OPTIONS,
-    version="v1",
-    layout="paper",
-    **_COMMON,
-)
-
-InceptionResNetV2 = public_builder(
-    inception_resnet,
-    "InceptionResNetV2",
-    "inception_resnet_v2",
-    family="Inception-ResNet",
-    params=55_813_192,
-    param_source="keras.applications InceptionResNetV2",
-    total_params=55_873_736,
-    summary=(
-        "Default layout='keras': keras.applications' network (TF-slim stem with mixed_5b, "
-        "10/20/10 blocks, conv_7b); layout='paper': Figure 15 with the Figure 3 stem (5/10/5)."
+FAMILIES = (
+    Family(
+        name="Inception-v4",
+        core=inception_v4,
+        paper=PAPER,
+        default_size=299,
+        min_size=75,
+        recipe="inception_v4",
+        options_doc=V4_OPTIONS,
+        preprocessing=V4_PREPROCESSING,
+        variants=(
+            Variant(
+                "InceptionV4", "inception_v4", 42_679_816, "timm inception_v4",
+                summary="Figure 9: the Figure 3 stem, 4/7/3 Inception-A/B/C blocks and Reduction-A/B.",
+            ),
+        ),
     ),
-    options_doc=IR_OPTIONS,
-    version="v2",
-    layout="keras",
-    **_COMMON,
+    Family(
+        name="Inception-ResNet",
+        core=inception_resnet,
+        paper=PAPER,
+        default_size=299,
+        min_size=75,
+        recipe="inception_v4",
+        options_doc=IR_OPTIONS,
+        references={"keras": KERAS},
+        preprocessing=PREPROCESSING,
+        variants=(
+            # No reference implementation: the paper's count, by hand from Figures 10-15 and
+            # Table 1 (conv-BN: k*k*cin*cout + cout BN offsets; the linear 1x1 "up" convs have
+            # a bias; BN without scale as in TF-slim):
+            #   stem (Fig 14): 896 + 9,248 + 18,496 + 5,200 + 138,432 + 442,624      =    614,896
+            #   5 x A (Fig 10): 3*8,224 + 3*9,248 + 24,832 (96*256+256) = 77,248      =    386,240
+            #   Reduction-A (192,192,256,384): 885,120 + 49,344 + 331,968 + 442,624   =  1,709,056
+            #   10 x B (Fig 11): 4*114,816 + 230,272 (256*896+896) = 689,536          =  6,895,360
+            #   Reduction-B (Fig 12): 3*229,632 + 885,120 + 3*590,080                 =  3,344,256
+            #   5 x C (Fig 13): 2*344,256 + 2*110,784 + 689,920 (384*1792+1792) = 1.6M =  8,000,000
+            #   dense 1792 -> 1000: 1,793,000                                          = 22,742,808
+            # count_params() adds each BN's moving mean and variance: 2 x 13,520 BN channels
+            # (stem 656, A 5*192, RA 1,024, B 10*512, RB 1,920, C 5*768) -> 22,769,848.
+            Variant(
+                "InceptionResNetV1", "inception_resnet_v1", 22_742_808,
+                "paper Figures 10-15 and Table 1, counted by hand (module comment)",
+                {"version": "v1", "layout": "paper"},
+                total_params=22_769_848,
+                summary="Figure 15 with the Figure 14 stem and the Figure 10-13 blocks (5/10/5).",
+            ),
+            Variant(
+                "InceptionResNetV2", "inception_resnet_v2", 55_813_192, "keras.applications InceptionResNetV2",
+                {"version": "v2", "layout": "keras"},
+                total_params=55_873_736,
+                summary=(
+                    "Default layout='keras': keras.applications' network (TF-slim stem with mixed_5b, "
+                    "10/20/10 blocks, conv_7b); layout='paper': Figure 15 with the Figure 3 stem (5/10/5)."
+                ),
+            ),
+        ),
+    ),
 )

@@ -13,7 +13,7 @@ import keras
 
 from keras_archs.builder import build_classifier
 from keras_archs.layers import ConnectionTableConv2D, FanInUniform, ScaledTanh, TrainableSubsampling
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
 
 # Table I: for each of C3's 16 maps, the S2 maps it reads. Six maps take three
 # contiguous inputs, six take four contiguous, three take four discontinuous, one
@@ -79,20 +79,26 @@ def lenet(*, connection_table: str = "paper", initializer: str = "paper", **comm
     return build_classifier(features=features, top=top, **common)
 
 
-LeNet5 = public_builder(
-    lenet,
-    "LeNet5",
-    "lenet5",
-    family="LeNet",
-    paper="LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition",
-    default_size=32,
-    min_size=32,
-    channels=1,
-    default_classes=10,
-    # C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 + F6 10,164 + output 850 (dense
-    # softmax replacing the paper's 840 fixed RBF centres; see BUILD_NOTES.md).
-    params=60_850,
-    param_source="paper (Section II.B, per-layer counts)",
-    summary="C3 uses the paper's partial connection table (1,516 parameters); the output is a softmax layer.",
-    options_doc='``connection_table="paper" | "full"``, ``initializer="paper"`` (or a Keras initializer name)',
+FAMILIES = (
+    Family(
+        name="LeNet",
+        core=lenet,
+        paper="LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition",
+        default_size=32,
+        min_size=32,
+        channels=1,
+        default_classes=10,
+        recipe="lenet5",
+        options_doc='``connection_table="paper" | "full"``, ``initializer="paper"`` (or a Keras initializer name)',
+        variants=(
+            # C1 156 + S2 12 + C3 1,516 + S4 32 + C5 48,120 + F6 10,164 + output 850 (dense
+            # softmax replacing the paper's 840 fixed RBF centres; see BUILD_NOTES.md).
+            Variant(
+                "LeNet5", "lenet5", 60_850, "paper (Section II.B, per-layer counts)",
+                summary=(
+                    "C3 uses the paper's partial connection table (1,516 parameters); the output is a softmax layer."
+                ),
+            ),
+        ),
+    ),
 )

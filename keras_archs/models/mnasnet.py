@@ -11,7 +11,6 @@ this module.
 
 from __future__ import annotations
 
-import re
 from functools import partial
 
 import keras
@@ -20,11 +19,14 @@ from keras_archs.blocks import batch_norm, conv, depthwise_conv
 from keras_archs.builder import build_classifier, dense_top
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import torchvision
+from keras_archs.weight_import.reference import Reference, rules
 
 PAPER = "Tan et al. 2019, MnasNet: Platform-Aware Neural Architecture Search for Mobile"
 
-preprocess_input = family_preprocess_input("MnasNet")
+PREPROCESSING = {"torchvision": "torch"}
+preprocess_input = family_preprocess_input("MnasNet", PREPROCESSING)
 
 # The reference trains with TensorFlow's BN decay 0.9997 (torchvision: momentum
 # 1 - 0.9997); eps is torchvision's default 1e-5.
@@ -122,63 +124,64 @@ def mnasnet(*, alpha: float, dropout: float = 0.2, **common) -> keras.Model:
     return build_classifier(features=features, top=partial(dense_top, dropout=dropout), **common)
 
 
-# Keras layer name -> torchvision module path (state-dict key prefix). torchvision's
-# ``layers`` Sequential: 0-7 stem and separable block, 8-13 the stacks, 14-15 head;
-# inside a block, ``layers.{0,1,3,4,6,7}`` are expand conv/BN, depthwise conv/BN,
+# torchvision's ``layers`` Sequential: 0-7 stem and separable block, 8-13 the stacks, 14-15
+# head; inside a block, ``layers.{0,1,3,4,6,7}`` are expand conv/BN, depthwise conv/BN,
 # project conv/BN.
-TORCHVISION_MODULES = {
-    "stem_conv": "layers.0",
-    "stem_bn": "layers.1",
-    "sep_dwconv": "layers.3",
-    "sep_dw_bn": "layers.4",
-    "sep_pw_conv": "layers.6",
-    "sep_pw_bn": "layers.7",
-    "head_conv": "layers.14",
-    "head_bn": "layers.15",
-    "predictions": "classifier.1",
-}
-TORCHVISION_BLOCK_MODULES = {
-    "expand_conv": "0",
-    "expand_bn": "1",
-    "dwconv": "3",
-    "dw_bn": "4",
-    "project_conv": "6",
-    "project_bn": "7",
-}
-_BLOCK_NAME = re.compile(r"stack(\d+)_block(\d+)_(\w+)")
+TORCHVISION = Reference(
+    rules(
+        ("stem_conv", "layers.0"),
+        ("stem_bn", "layers.1"),
+        ("sep_dwconv", "layers.3"),
+        ("sep_dw_bn", "layers.4"),
+        ("sep_pw_conv", "layers.6"),
+        ("sep_pw_bn", "layers.7"),
+        (r"stack(\d)_block(\d+)_expand_conv", "layers.{1+7}.{2-1}.layers.0"),
+        (r"stack(\d)_block(\d+)_expand_bn", "layers.{1+7}.{2-1}.layers.1"),
+        (r"stack(\d)_block(\d+)_dwconv", "layers.{1+7}.{2-1}.layers.3"),
+        (r"stack(\d)_block(\d+)_dw_bn", "layers.{1+7}.{2-1}.layers.4"),
+        (r"stack(\d)_block(\d+)_project_conv", "layers.{1+7}.{2-1}.layers.6"),
+        (r"stack(\d)_block(\d+)_project_bn", "layers.{1+7}.{2-1}.layers.7"),
+        ("head_conv", "layers.14"),
+        ("head_bn", "layers.15"),
+        ("predictions", "classifier.1"),
+    ),
+    bn_epsilon=1e-5,
+    head=("classifier",),
+)
 
-
-def torchvision_module(layer_name: str) -> str | None:
-    """torchvision's module path for a weighted Keras layer (``None`` if it has no weights there)."""
-    if layer_name in TORCHVISION_MODULES:
-        return TORCHVISION_MODULES[layer_name]
-    match = _BLOCK_NAME.fullmatch(layer_name)
-    if match and match[3] in TORCHVISION_BLOCK_MODULES:
-        stack, block, op = int(match[1]), int(match[2]), match[3]
-        return f"layers.{7 + stack}.{block - 1}.layers.{TORCHVISION_BLOCK_MODULES[op]}"
-    return None
-
-
-def _variant(public: str, registry: str, alpha: float, params: int, total: int):
-    return public_builder(
-        mnasnet,
-        public,
-        registry,
-        family="MnasNet",
-        paper=PAPER,
-        default_size=224,
-        min_size=32,
-        params=params,
-        param_source=f"torchvision {registry}",
-        total_params=total,
-        summary=f"MnasNet-B1 (no squeeze-and-excitation) at depth multiplier {alpha}, as torchvision's {registry}.",
-        options_doc="``dropout=0.2``",
-        alpha=alpha,
-    )
-
-
+SUMMARY = "MnasNet-B1 (no squeeze-and-excitation) at depth multiplier {}, as torchvision's {}."
 # total_params = torchvision's parameters + BN running_mean/running_var buffers.
-MnasNet05 = _variant("MnasNet05", "mnasnet0_5", 0.5, 2_218_512, 2_239_136)
-MnasNet075 = _variant("MnasNet075", "mnasnet0_75", 0.75, 3_170_208, 3_200_016)
-MnasNet10 = _variant("MnasNet10", "mnasnet1_0", 1.0, 4_383_312, 4_421_232)
-MnasNet13 = _variant("MnasNet13", "mnasnet1_3", 1.3, 6_282_256, 6_331_072)
+FAMILIES = (
+    Family(
+        name="MnasNet",
+        core=mnasnet,
+        paper=PAPER,
+        recipe="mnasnet",
+        options_doc="``dropout=0.2``",
+        references={"torchvision": TORCHVISION},
+        preprocessing=PREPROCESSING,
+        variants=(
+            # mnasnet0_5's official file predates torchvision's MNASNet "version 2" (scaled
+            # stem) and may not fit our version-2 builder: not registered (BUILD_NOTES.md).
+            Variant(
+                "MnasNet05", "mnasnet0_5", 2_218_512, "torchvision mnasnet0_5", {"alpha": 0.5},
+                total_params=2_239_136, summary=SUMMARY.format(0.5, "mnasnet0_5"),
+            ),
+            Variant(
+                "MnasNet075", "mnasnet0_75", 3_170_208, "torchvision mnasnet0_75", {"alpha": 0.75},
+                total_params=3_200_016, summary=SUMMARY.format(0.75, "mnasnet0_75"),
+                weights=(torchvision("mnasnet0_75-7090bc5f.pth"),),
+            ),
+            Variant(
+                "MnasNet10", "mnasnet1_0", 4_383_312, "torchvision mnasnet1_0", {"alpha": 1.0},
+                total_params=4_421_232, summary=SUMMARY.format(1.0, "mnasnet1_0"),
+                weights=(torchvision("mnasnet1.0_top1_73.512-f206786ef8.pth"),),
+            ),
+            Variant(
+                "MnasNet13", "mnasnet1_3", 6_282_256, "torchvision mnasnet1_3", {"alpha": 1.3},
+                total_params=6_331_072, summary=SUMMARY.format(1.3, "mnasnet1_3"),
+                weights=(torchvision("mnasnet1_3-a4c69d6f.pth"),),
+            ),
+        ),
+    ),
+)

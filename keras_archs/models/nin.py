@@ -13,7 +13,7 @@ import keras
 
 from keras_archs.blocks import conv, pool
 from keras_archs.builder import build_classifier, conv_top
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
 
 PAPER = "Lin et al. 2013, Network In Network"
 
@@ -42,7 +42,9 @@ def _mlpconv(x, spatial: int, kernel: int, stride: int, padding, widths, *, bloc
     return x
 
 
-def nin(*, blocks=IMAGENET_BLOCKS, classes: int = 1000, include_top: bool = True, **common) -> keras.Model:
+def nin(
+    *, blocks: tuple[tuple, ...] = IMAGENET_BLOCKS, classes: int = 1000, include_top: bool = True, **common
+) -> keras.Model:
     """Core NiN builder.
 
     The last 1x1 convolution of the last mlpconv block is the classifier: it is
@@ -75,34 +77,37 @@ def nin(*, blocks=IMAGENET_BLOCKS, classes: int = 1000, include_top: bool = True
     )
 
 
-NiN = public_builder(
-    nin,
-    "NiN",
-    "nin",
-    family="NiN",
-    paper=PAPER,
-    default_size=224,
-    min_size=55,
-    # conv1 34,944 + 2 x 9,312; conv2 614,656 + 2 x 65,792; conv3 885,120 + 2 x 147,840;
-    # conv4 3,539,968 + cccp7 1,049,600 + cccp8 1,025,000 (all with biases).
-    params=7_595_176,
-    param_source="paper authors' Caffe ImageNet model, counted layer by layer",
-    summary="The authors' ImageNet NiN: four mlpconv blocks, the last with 1000 maps, then global average pooling.",
-)
-
-NiNCIFAR = public_builder(
-    nin,
-    "NiNCIFAR",
-    "nin_cifar",
-    family="NiN",
-    paper=PAPER,
-    default_size=32,
-    min_size=4,
-    default_classes=10,
-    # conv1 14,592 + cccp 30,880 + 15,456; conv2 460,992 + 2 x 37,056; conv3 331,968
-    # + 37,056 + cccp6 1,930 (10 classes).
-    params=966_986,
-    param_source="paper Section 4.2 CIFAR-10 net (authors' Caffe model), counted layer by layer",
-    summary="The CIFAR-10 NiN of Section 4.2: three mlpconv blocks (192-160-96, 192-192-192, 192-192-10), dropout 0.5.",
-    blocks=CIFAR_BLOCKS,
+FAMILIES = (
+    Family(
+        name="NiN",
+        core=nin,
+        paper=PAPER,
+        recipe="nin",
+        variants=(
+            # conv1 34,944 + 2 x 9,312; conv2 614,656 + 2 x 65,792; conv3 885,120 + 2 x 147,840;
+            # conv4 3,539,968 + cccp7 1,049,600 + cccp8 1,025,000 (all with biases).
+            Variant(
+                "NiN", "nin", 7_595_176, "paper authors' Caffe ImageNet model, counted layer by layer",
+                summary=(
+                    "The authors' ImageNet NiN: four mlpconv blocks, the last with 1000 maps, then global average "
+                    "pooling."
+                ),
+                min_size=55,
+            ),
+            # conv1 14,592 + cccp 30,880 + 15,456; conv2 460,992 + 2 x 37,056; conv3 331,968
+            # + 37,056 + cccp6 1,930 (10 classes).
+            Variant(
+                "NiNCIFAR", "nin_cifar", 966_986,
+                "paper Section 4.2 CIFAR-10 net (authors' Caffe model), counted layer by layer",
+                {"blocks": CIFAR_BLOCKS},
+                summary=(
+                    "The CIFAR-10 NiN of Section 4.2: three mlpconv blocks (192-160-96, 192-192-192, 192-192-10), "
+                    "dropout 0.5."
+                ),
+                default_size=32,
+                min_size=4,
+                default_classes=10,
+            ),
+        ),
+    ),
 )

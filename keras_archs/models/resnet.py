@@ -16,11 +16,15 @@ from keras_archs.builder import build_classifier
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import ZeroPadShortcut
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import KERAS_URL, keras_applications, torchvision
+from keras_archs.weight_import.reference import Check, Reference, rules
 
 PAPER = "He et al. 2015, Deep Residual Learning for Image Recognition"
 
-preprocess_input = family_preprocess_input("ResNet")
+# Reference weights source -> the preprocess_input mode its ImageNet weights expect.
+PREPROCESSING = {"torchvision": "torch", "keras": "caffe"}
+preprocess_input = family_preprocess_input("ResNet", PREPROCESSING)
 
 STAGE_DEPTHS = {
     18: ("basic", (2, 2, 2, 2)),
@@ -201,35 +205,147 @@ def cifar_resnet(
     return build_classifier(features=features, **common)
 
 
-IMAGENET = dict(family="ResNet", paper=PAPER, default_size=224, min_size=32)
-RESNET_OPTIONS = (
-    '``shortcut="A"|"B"|"C"``, ``downsample="1x1"|"3x3"`` (bottleneck only), '
-    "``conv_bias=False``, ``bn_epsilon=1e-5``"
+# --------------------------------------------------------------------------- weights
+
+
+def _bottleneck_stride(model: keras.Model) -> str | None:
+    """Which conv of the first strided bottleneck strides: "1x1", "3x3" or None (basic blocks)."""
+    try:
+        first = model.get_layer("conv3_block1_1_conv")
+        model.get_layer("conv3_block1_3_conv")
+    except ValueError:
+        return None
+    return "1x1" if tuple(first.strides) == (2, 2) else "3x3"
+
+
+def _check(downsample: str, conv_bias: bool, source: str) -> Check:
+    def check(model: keras.Model) -> str | None:
+        actual = _bottleneck_stride(model)
+        if actual not in (None, downsample):
+            return (
+                f"{source}'s bottleneck strides its {downsample} convolution, this model its {actual} one: "
+                f"build it with downsample={downsample!r}"
+            )
+        try:
+            bias = model.get_layer("conv1_conv").use_bias
+        except ValueError:
+            return None
+        if bias != conv_bias:
+            has = "have" if conv_bias else "have no"
+            return f"{source}'s convolutions {has} biases: build with conv_bias={conv_bias}"
+        return None
+
+    return check
+
+
+# torchvision's ResNet (also its ResNeXt and Wide ResNet): layer{s}.{b} are our conv{s+1}_block{b+1}.
+TORCHVISION = Reference(
+    rules(
+        ("conv1_conv", "conv1"),
+        ("conv1_bn", "bn1"),
+        (r"conv(\d)_block(\d+)_0_conv", "layer{1-1}.{2-1}.downsample.0"),
+        (r"conv(\d)_block(\d+)_0_bn", "layer{1-1}.{2-1}.downsample.1"),
+        (r"conv(\d)_block(\d+)_(\d)_conv", "layer{1-1}.{2-1}.conv{3}"),
+        (r"conv(\d)_block(\d+)_(\d)_bn", "layer{1-1}.{2-1}.bn{3}"),
+        ("predictions", "fc"),
+    ),
+    bn_epsilon=1e-5,
+    head=("fc",),
+    check=_check("3x3", False, "torchvision"),
 )
+# keras.applications' ResNet50/101/152 use our layer names.
+KERAS = Reference(bn_epsilon=1.001e-5, head=("predictions",), check=_check("1x1", True, "keras.applications"))
+# The build options each reference's files need (weights="imagenet" applies them).
+TORCHVISION_OPTIONS = {"downsample": "3x3", "conv_bias": False, "bn_epsilon": 1e-5}
+KERAS_OPTIONS = {"downsample": "1x1", "conv_bias": True, "bn_epsilon": 1.001e-5}
+BASIC_TORCHVISION_OPTIONS = {"conv_bias": False, "bn_epsilon": 1e-5}  # basic blocks: no downsample choice
 
-ResNet18 = public_builder(resnet, "ResNet18", "resnet18", depth=18, params=11_689_512, param_source="torchvision resnet18", options_doc=RESNET_OPTIONS, **IMAGENET)
-ResNet34 = public_builder(resnet, "ResNet34", "resnet34", depth=34, params=21_797_672, param_source="torchvision resnet34", options_doc=RESNET_OPTIONS, **IMAGENET)
-ResNet50 = public_builder(resnet, "ResNet50", "resnet50", depth=50, params=25_557_032, param_source="torchvision resnet50", options_doc=RESNET_OPTIONS, **IMAGENET)
-ResNet101 = public_builder(resnet, "ResNet101", "resnet101", depth=101, params=44_549_160, param_source="torchvision resnet101", options_doc=RESNET_OPTIONS, **IMAGENET)
-ResNet152 = public_builder(resnet, "ResNet152", "resnet152", depth=152, params=60_192_808, param_source="torchvision resnet152", options_doc=RESNET_OPTIONS, **IMAGENET)
 
-# Plain nets: the same layers without shortcuts, so resnet minus its projections.
-Plain18 = public_builder(resnet, "Plain18", "plain18", depth=18, residual=False, params=11_689_512 - 172_032 - 1_792, param_source="torchvision resnet18 minus its 3 projection shortcuts", summary="Figure 4 (left): ResNet-18's layers without shortcuts.", **IMAGENET)
-Plain34 = public_builder(resnet, "Plain34", "plain34", depth=34, residual=False, params=21_797_672 - 172_032 - 1_792, param_source="torchvision resnet34 minus its 3 projection shortcuts", summary="Figure 3 (middle): ResNet-34's layers without shortcuts.", **IMAGENET)
+def _keras_file(depth: int, top_md5: str, notop_md5: str):
+    base = f"{KERAS_URL}resnet/resnet{depth}_weights_tf_dim_ordering_tf_kernels"
+    return keras_applications(base, top_md5, notop_md5, **KERAS_OPTIONS)
 
-CIFAR = dict(family="ResNet-CIFAR", paper=PAPER, default_size=32, min_size=4, default_classes=10)
-CIFAR_OPTIONS = '``shortcut="A"|"B"|"C"`` (the paper uses A on CIFAR)'
+
+# --------------------------------------------------------------------------- variants
+
+OPTIONS = (
+    '``shortcut="A"|"B"|"C"``, ``downsample="1x1"|"3x3"`` (bottleneck only), ``conv_bias=False``, '
+    "``bn_epsilon=1e-5``"
+)
+# The plain nets: the same layers without shortcuts, so resnet minus its projections.
+PLAIN_PARAMS = 172_032 + 1_792
+PLAIN_COUNT = "torchvision resnet{} minus its 3 projection shortcuts"
 # Reference counts for 10 classes, option A: 16 + 2n 3x3 layers and a 64x10 dense
 # layer; they agree with the widely used reimplementation's printout
 # (0.27M/0.46M/0.66M/0.85M/1.7M/19.4M, Table 6).
-ResNet20 = public_builder(cifar_resnet, "ResNet20", "resnet20", depth=20, params=269_722, param_source="paper Table 6 (0.27M), exact count of option A", options_doc=CIFAR_OPTIONS, **CIFAR)
-ResNet32 = public_builder(cifar_resnet, "ResNet32", "resnet32", depth=32, params=464_154, param_source="paper Table 6 (0.46M), exact count of option A", options_doc=CIFAR_OPTIONS, **CIFAR)
-ResNet44 = public_builder(cifar_resnet, "ResNet44", "resnet44", depth=44, params=658_586, param_source="paper Table 6 (0.66M), exact count of option A", options_doc=CIFAR_OPTIONS, **CIFAR)
-ResNet56 = public_builder(cifar_resnet, "ResNet56", "resnet56", depth=56, params=853_018, param_source="paper Table 6 (0.85M), exact count of option A", options_doc=CIFAR_OPTIONS, **CIFAR)
-ResNet110 = public_builder(cifar_resnet, "ResNet110", "resnet110", depth=110, params=1_727_962, param_source="paper Table 6 (1.7M), exact count of option A", options_doc=CIFAR_OPTIONS, **CIFAR)
-ResNet1202 = public_builder(cifar_resnet, "ResNet1202", "resnet1202", depth=1202, params=19_421_274, param_source="paper Table 6 (19.4M), exact count of option A", options_doc=CIFAR_OPTIONS, **CIFAR)
-Plain20 = public_builder(cifar_resnet, "Plain20", "plain20", depth=20, residual=False, params=269_722, param_source="= resnet20 (option A adds no parameters)", **CIFAR)
-Plain32 = public_builder(cifar_resnet, "Plain32", "plain32", depth=32, residual=False, params=464_154, param_source="= resnet32 (option A adds no parameters)", **CIFAR)
-Plain44 = public_builder(cifar_resnet, "Plain44", "plain44", depth=44, residual=False, params=658_586, param_source="= resnet44 (option A adds no parameters)", **CIFAR)
-Plain56 = public_builder(cifar_resnet, "Plain56", "plain56", depth=56, residual=False, params=853_018, param_source="= resnet56 (option A adds no parameters)", **CIFAR)
-Plain110 = public_builder(cifar_resnet, "Plain110", "plain110", depth=110, residual=False, params=1_727_962, param_source="= resnet110 (option A adds no parameters)", **CIFAR)
+CIFAR_COUNT = "paper Table 6 ({}), exact count of option A"
+PLAIN_CIFAR_COUNT = "= resnet{} (option A adds no parameters)"
+
+FAMILIES = (
+    Family(
+        name="ResNet",
+        core=resnet,
+        paper=PAPER,
+        recipe="resnet",
+        options_doc=OPTIONS,
+        references={"torchvision": TORCHVISION, "keras": KERAS},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant("ResNet18", "resnet18", 11_689_512, "torchvision resnet18", {"depth": 18}, weights=(
+                torchvision("resnet18-f37072fd.pth", **BASIC_TORCHVISION_OPTIONS),
+            )),
+            Variant("ResNet34", "resnet34", 21_797_672, "torchvision resnet34", {"depth": 34}, weights=(
+                torchvision("resnet34-b627a593.pth", **BASIC_TORCHVISION_OPTIONS),
+            )),
+            Variant("ResNet50", "resnet50", 25_557_032, "torchvision resnet50", {"depth": 50}, weights=(
+                torchvision("resnet50-0676ba61.pth", **TORCHVISION_OPTIONS),
+                _keras_file(50, "2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
+            )),
+            Variant("ResNet101", "resnet101", 44_549_160, "torchvision resnet101", {"depth": 101}, weights=(
+                torchvision("resnet101-63fe2227.pth", **TORCHVISION_OPTIONS),
+                _keras_file(101, "f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21"),
+            )),
+            Variant("ResNet152", "resnet152", 60_192_808, "torchvision resnet152", {"depth": 152}, weights=(
+                torchvision("resnet152-394f9c45.pth", **TORCHVISION_OPTIONS),
+                _keras_file(152, "100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c"),
+            )),
+            Variant(
+                "Plain18", "plain18", 11_689_512 - PLAIN_PARAMS, PLAIN_COUNT.format(18),
+                {"depth": 18, "residual": False}, summary="Figure 4 (left): ResNet-18's layers without shortcuts.",
+            ),
+            Variant(
+                "Plain34", "plain34", 21_797_672 - PLAIN_PARAMS, PLAIN_COUNT.format(34),
+                {"depth": 34, "residual": False}, summary="Figure 3 (middle): ResNet-34's layers without shortcuts.",
+            ),
+        ),
+    ),
+    Family(
+        name="ResNet-CIFAR",
+        core=cifar_resnet,
+        paper=PAPER,
+        default_size=32,
+        min_size=4,
+        default_classes=10,
+        recipe="resnet_cifar",
+        options_doc='``shortcut="A"|"B"|"C"`` (the paper uses A on CIFAR)',
+        variants=(
+            Variant("ResNet20", "resnet20", 269_722, CIFAR_COUNT.format("0.27M"), {"depth": 20}),
+            Variant("ResNet32", "resnet32", 464_154, CIFAR_COUNT.format("0.46M"), {"depth": 32}),
+            Variant("ResNet44", "resnet44", 658_586, CIFAR_COUNT.format("0.66M"), {"depth": 44}),
+            Variant("ResNet56", "resnet56", 853_018, CIFAR_COUNT.format("0.85M"), {"depth": 56}),
+            Variant(
+                "ResNet110", "resnet110", 1_727_962, CIFAR_COUNT.format("1.7M"), {"depth": 110},
+                recipe="resnet110_cifar",
+            ),
+            Variant("ResNet1202", "resnet1202", 19_421_274, CIFAR_COUNT.format("19.4M"), {"depth": 1202}),
+            Variant("Plain20", "plain20", 269_722, PLAIN_CIFAR_COUNT.format(20), {"depth": 20, "residual": False}),
+            Variant("Plain32", "plain32", 464_154, PLAIN_CIFAR_COUNT.format(32), {"depth": 32, "residual": False}),
+            Variant("Plain44", "plain44", 658_586, PLAIN_CIFAR_COUNT.format(44), {"depth": 44, "residual": False}),
+            Variant("Plain56", "plain56", 853_018, PLAIN_CIFAR_COUNT.format(56), {"depth": 56, "residual": False}),
+            Variant(
+                "Plain110", "plain110", 1_727_962, PLAIN_CIFAR_COUNT.format(110), {"depth": 110, "residual": False},
+                recipe="resnet110_cifar",
+            ),
+        ),
+    ),
+)

@@ -12,41 +12,75 @@ from __future__ import annotations
 
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
-from keras_archs.models.resnet import resnet
-from keras_archs.registry import public_builder
+from keras_archs.models.resnet import TORCHVISION, TORCHVISION_OPTIONS, resnet
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import torchvision
 
 PAPER = "Xie et al. 2017, Aggregated Residual Transformations for Deep Neural Networks"
 
-preprocess_input = family_preprocess_input("ResNeXt")
+PREPROCESSING = {"torchvision": "torch"}
+preprocess_input = family_preprocess_input("ResNeXt", PREPROCESSING)
 OPTIONS = '``downsample="3x3"|"1x1"``, ``shortcut="B"``, ``conv_bias=False``, ``bn_epsilon=1e-5``'
 
 
-def _variant(depth: int, cardinality: int, width: int, params: int, source: str):
-    return public_builder(
-        resnet,
-        f"ResNeXt{depth}_{cardinality}x{width}d",
-        f"resnext{depth}_{cardinality}x{width}d",
-        family="ResNeXt",
+# Counts of the ResNeXts torchvision does not ship: its ResNet(Bottleneck) with the same groups/width.
+TV_RESNET = "torchvision ResNet(Bottleneck) with the same groups/width, see test_resnext.py"
+V1_5 = {"downsample": "3x3"}  # the stride sits in the 3x3 layer (Section 4)
+
+FAMILIES = (
+    Family(
+        name="ResNeXt",
+        core=resnet,
         paper=PAPER,
-        default_size=224,
-        min_size=32,
-        params=params,
-        param_source=source,
-        summary=f"ResNeXt-{depth} ({cardinality}x{width}d): cardinality {cardinality}, bottleneck width {width} per group.",
+        recipe="resnext",
         options_doc=OPTIONS,
-        depth=depth,
-        groups=cardinality,
-        width_per_group=width,
-        downsample="3x3",
-    )
-
-
-_TV_RESNET = "torchvision ResNet(Bottleneck) with the same groups/width, see tests/test_resnext.py"
-ResNeXt50_1x64d = _variant(50, 1, 64, 25_557_032, "torchvision resnet50 (1x64d is ResNet-50)")
-ResNeXt50_2x40d = _variant(50, 2, 40, 25_425_000, _TV_RESNET)
-ResNeXt50_4x24d = _variant(50, 4, 24, 25_292_968, _TV_RESNET)
-ResNeXt50_8x14d = _variant(50, 8, 14, 25_603_016, _TV_RESNET)
-ResNeXt50_32x4d = _variant(50, 32, 4, 25_028_904, "torchvision resnext50_32x4d")
-ResNeXt101_32x4d = _variant(101, 32, 4, 44_177_704, _TV_RESNET)
-ResNeXt101_32x8d = _variant(101, 32, 8, 88_791_336, "torchvision resnext101_32x8d")
-ResNeXt101_64x4d = _variant(101, 64, 4, 83_455_272, "torchvision resnext101_64x4d")
+        # Same core and layer names as ResNet; torchvision builds them from its ResNet class.
+        references={"torchvision": TORCHVISION},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "ResNeXt50_1x64d", "resnext50_1x64d", 25_557_032, "torchvision resnet50 (1x64d is ResNet-50)",
+                {"depth": 50, "groups": 1, "width_per_group": 64, **V1_5},
+                summary="ResNeXt-50 (1x64d): cardinality 1, bottleneck width 64 per group.",
+            ),
+            Variant(
+                "ResNeXt50_2x40d", "resnext50_2x40d", 25_425_000, TV_RESNET,
+                {"depth": 50, "groups": 2, "width_per_group": 40, **V1_5},
+                summary="ResNeXt-50 (2x40d): cardinality 2, bottleneck width 40 per group.",
+            ),
+            Variant(
+                "ResNeXt50_4x24d", "resnext50_4x24d", 25_292_968, TV_RESNET,
+                {"depth": 50, "groups": 4, "width_per_group": 24, **V1_5},
+                summary="ResNeXt-50 (4x24d): cardinality 4, bottleneck width 24 per group.",
+            ),
+            Variant(
+                "ResNeXt50_8x14d", "resnext50_8x14d", 25_603_016, TV_RESNET,
+                {"depth": 50, "groups": 8, "width_per_group": 14, **V1_5},
+                summary="ResNeXt-50 (8x14d): cardinality 8, bottleneck width 14 per group.",
+            ),
+            Variant(
+                "ResNeXt50_32x4d", "resnext50_32x4d", 25_028_904, "torchvision resnext50_32x4d",
+                {"depth": 50, "groups": 32, "width_per_group": 4, **V1_5},
+                summary="ResNeXt-50 (32x4d): cardinality 32, bottleneck width 4 per group.",
+                weights=(torchvision("resnext50_32x4d-7cdf4587.pth", **TORCHVISION_OPTIONS),),
+            ),
+            Variant(
+                "ResNeXt101_32x4d", "resnext101_32x4d", 44_177_704, TV_RESNET,
+                {"depth": 101, "groups": 32, "width_per_group": 4, **V1_5},
+                summary="ResNeXt-101 (32x4d): cardinality 32, bottleneck width 4 per group.",
+            ),
+            Variant(
+                "ResNeXt101_32x8d", "resnext101_32x8d", 88_791_336, "torchvision resnext101_32x8d",
+                {"depth": 101, "groups": 32, "width_per_group": 8, **V1_5},
+                summary="ResNeXt-101 (32x8d): cardinality 32, bottleneck width 8 per group.",
+                weights=(torchvision("resnext101_32x8d-8ba56ff5.pth", **TORCHVISION_OPTIONS),),
+            ),
+            Variant(
+                "ResNeXt101_64x4d", "resnext101_64x4d", 83_455_272, "torchvision resnext101_64x4d",
+                {"depth": 101, "groups": 64, "width_per_group": 4, **V1_5},
+                summary="ResNeXt-101 (64x4d): cardinality 64, bottleneck width 4 per group.",
+                weights=(torchvision("resnext101_64x4d-173b62eb.pth", **TORCHVISION_OPTIONS),),
+            ),
+        ),
+    ),
+)

@@ -5,8 +5,6 @@ for Efficient CNN Architecture Design"): the networks of Table 5 at widths 0.5x,
 
 from __future__ import annotations
 
-import re
-
 import keras
 
 from keras_archs.blocks import batch_norm, conv_bn_act, depthwise_conv, pool
@@ -14,11 +12,14 @@ from keras_archs.builder import build_classifier
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import ChannelShuffle, ChannelSplit
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import torchvision
+from keras_archs.weight_import.reference import Reference, rules
 
 PAPER = "Ma et al. 2018, ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design"
 
-preprocess_input = family_preprocess_input("ShuffleNetV2")
+PREPROCESSING = {"torchvision": "torch"}
+preprocess_input = family_preprocess_input("ShuffleNetV2", PREPROCESSING)
 
 # Table 5: units per stage (the first strides 2) and output channels of
 # conv1, stage2, stage3, stage4 and conv5 for each width.
@@ -86,58 +87,56 @@ def shufflenet_v2(*, width: str, **common) -> keras.Model:
     return build_classifier(features=features, **common)
 
 
-# Keras layer name -> torchvision module path (state-dict key prefix).
-TORCHVISION_MODULES = {
-    "conv1_conv": "conv1.0",
-    "conv1_bn": "conv1.1",
-    "conv5_conv": "conv5.0",
-    "conv5_bn": "conv5.1",
-    "predictions": "fc",
-}
-TORCHVISION_UNIT_MODULES = {
-    "branch1_dwconv": "branch1.0",
-    "branch1_dw_bn": "branch1.1",
-    "branch1_1_conv": "branch1.2",
-    "branch1_1_bn": "branch1.3",
-    "branch2_1_conv": "branch2.0",
-    "branch2_1_bn": "branch2.1",
-    "branch2_dwconv": "branch2.3",
-    "branch2_dw_bn": "branch2.4",
-    "branch2_2_conv": "branch2.5",
-    "branch2_2_bn": "branch2.6",
-}
-_UNIT_NAME = re.compile(r"stage(\d)_block(\d+)_(\w+)")
-
-
-def torchvision_module(layer_name: str) -> str | None:
-    """torchvision's module path for a weighted Keras layer (``None`` if it has no weights there)."""
-    if layer_name in TORCHVISION_MODULES:
-        return TORCHVISION_MODULES[layer_name]
-    match = _UNIT_NAME.fullmatch(layer_name)
-    if match and match[3] in TORCHVISION_UNIT_MODULES:
-        return f"stage{match[1]}.{int(match[2]) - 1}.{TORCHVISION_UNIT_MODULES[match[3]]}"
-    return None
-
-
-def _variant(public: str, registry: str, width: str, params: int, total: int):
-    return public_builder(
-        shufflenet_v2,
-        public,
-        registry,
-        family="ShuffleNetV2",
-        paper=PAPER,
-        default_size=224,
-        min_size=32,
-        params=params,
-        param_source=f"torchvision {registry}",
-        total_params=total,
-        summary=f"Table 5, {width}x width.",
-        width=width,
-    )
-
+TORCHVISION = Reference(
+    rules(
+        (r"(conv[15])_conv", "{1}.0"),
+        (r"(conv[15])_bn", "{1}.1"),
+        ("predictions", "fc"),
+        (r"stage(\d)_block(\d+)_branch1_dwconv", "stage{1}.{2-1}.branch1.0"),
+        (r"stage(\d)_block(\d+)_branch1_dw_bn", "stage{1}.{2-1}.branch1.1"),
+        (r"stage(\d)_block(\d+)_branch1_1_conv", "stage{1}.{2-1}.branch1.2"),
+        (r"stage(\d)_block(\d+)_branch1_1_bn", "stage{1}.{2-1}.branch1.3"),
+        (r"stage(\d)_block(\d+)_branch2_1_conv", "stage{1}.{2-1}.branch2.0"),
+        (r"stage(\d)_block(\d+)_branch2_1_bn", "stage{1}.{2-1}.branch2.1"),
+        (r"stage(\d)_block(\d+)_branch2_dwconv", "stage{1}.{2-1}.branch2.3"),
+        (r"stage(\d)_block(\d+)_branch2_dw_bn", "stage{1}.{2-1}.branch2.4"),
+        (r"stage(\d)_block(\d+)_branch2_2_conv", "stage{1}.{2-1}.branch2.5"),
+        (r"stage(\d)_block(\d+)_branch2_2_bn", "stage{1}.{2-1}.branch2.6"),
+    ),
+    bn_epsilon=1e-5,
+    head=("fc",),
+)
 
 # total_params = torchvision's parameters + BN running_mean/running_var buffers.
-ShuffleNetV2x05 = _variant("ShuffleNetV2x05", "shufflenet_v2_x0_5", "0.5", 1_366_792, 1_374_744)
-ShuffleNetV2x10 = _variant("ShuffleNetV2x10", "shufflenet_v2_x1_0", "1.0", 2_278_604, 2_294_784)
-ShuffleNetV2x15 = _variant("ShuffleNetV2x15", "shufflenet_v2_x1_5", "1.5", 3_503_624, 3_527_064)
-ShuffleNetV2x20 = _variant("ShuffleNetV2x20", "shufflenet_v2_x2_0", "2.0", 7_393_996, 7_427_712)
+FAMILIES = (
+    Family(
+        name="ShuffleNetV2",
+        core=shufflenet_v2,
+        paper=PAPER,
+        recipe="shufflenet_v2",
+        references={"torchvision": TORCHVISION},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "ShuffleNetV2x05", "shufflenet_v2_x0_5", 1_366_792, "torchvision shufflenet_v2_x0_5", {"width": "0.5"},
+                total_params=1_374_744, summary="Table 5, 0.5x width.",
+                weights=(torchvision("shufflenetv2_x0.5-f707e7126e.pth"),),
+            ),
+            Variant(
+                "ShuffleNetV2x10", "shufflenet_v2_x1_0", 2_278_604, "torchvision shufflenet_v2_x1_0", {"width": "1.0"},
+                total_params=2_294_784, summary="Table 5, 1.0x width.",
+                weights=(torchvision("shufflenetv2_x1-5666bf0f80.pth"),),
+            ),
+            Variant(
+                "ShuffleNetV2x15", "shufflenet_v2_x1_5", 3_503_624, "torchvision shufflenet_v2_x1_5", {"width": "1.5"},
+                total_params=3_527_064, summary="Table 5, 1.5x width.",
+                weights=(torchvision("shufflenetv2_x1_5-3c479a10.pth"),),
+            ),
+            Variant(
+                "ShuffleNetV2x20", "shufflenet_v2_x2_0", 7_393_996, "torchvision shufflenet_v2_x2_0", {"width": "2.0"},
+                total_params=7_427_712, summary="Table 5, 2.0x width.",
+                weights=(torchvision("shufflenetv2_x2_0-8be3c8ee.pth"),),
+            ),
+        ),
+    ),
+)

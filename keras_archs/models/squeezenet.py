@@ -17,11 +17,14 @@ from keras_archs.blocks import conv, pool
 from keras_archs.builder import build_classifier, conv_top
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import torchvision
+from keras_archs.weight_import.reference import Reference
 
 PAPER = "Iandola et al. 2016, SqueezeNet: AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size"
 
-preprocess_input = family_preprocess_input("SqueezeNet")
+PREPROCESSING = {"torchvision": "torch"}
+preprocess_input = family_preprocess_input("SqueezeNet", PREPROCESSING)
 
 # conv1 (filters, kernel), then the trunk: "pool" is 3x3/2 max pooling in Caffe's
 # ceil mode, a tuple is a fire module (squeeze 1x1, expand 1x1, expand 3x3 filters);
@@ -42,8 +45,8 @@ VERSIONS: dict[str, tuple[tuple[int, int], tuple]] = {
 }
 # Position of each fire module in torchvision's ``features`` Sequential, for weight import.
 TORCHVISION_FEATURE_INDEX = {
-    "1.0": {"conv1": 0, "fire2": 3, "fire3": 4, "fire4": 5, "fire5": 7, "fire6": 8, "fire7": 9, "fire8": 10, "fire9": 12},
-    "1.1": {"conv1": 0, "fire2": 3, "fire3": 4, "fire4": 6, "fire5": 7, "fire6": 9, "fire7": 10, "fire8": 11, "fire9": 12},
+    "1.0": dict(conv1=0, fire2=3, fire3=4, fire4=5, fire5=7, fire6=8, fire7=9, fire8=10, fire9=12),
+    "1.1": dict(conv1=0, fire2=3, fire3=4, fire4=6, fire5=7, fire6=9, fire7=10, fire8=11, fire9=12),
 }
 BYPASS = ("none", "simple", "complex")
 
@@ -139,32 +142,65 @@ def squeezenet(*, version: str, bypass: str = "none", dropout: float = 0.5, **co
     return build_classifier(features=features, top=squeezenet_top(dropout), **common)
 
 
-OPTIONS = '``bypass="none"|"simple"|"complex"``, ``dropout=0.5``'
+# --------------------------------------------------------------------------- weights
+
+
+def _torchvision_names(model: keras.Model) -> dict[str, str]:
+    # torchvision's features is an indexed Sequential whose indices differ between 1.0
+    # (7x7 conv1) and 1.1 (3x3 conv1): TORCHVISION_FEATURE_INDEX.
+    try:
+        version = "1.0" if model.get_layer("conv1").kernel_size[0] == 7 else "1.1"
+    except ValueError:
+        return {}
+    out = {"conv10": "classifier.1"}
+    for name, index in TORCHVISION_FEATURE_INDEX[version].items():
+        if name == "conv1":
+            out[name] = f"features.{index}"
+            continue
+        for ours, theirs in (("squeeze1x1", "squeeze"), ("expand1x1", "expand1x1"), ("expand3x3", "expand3x3")):
+            out[f"{name}_{ours}"] = f"features.{index}.{theirs}"
+    return out
+
+
+def _torchvision_check(model: keras.Model) -> str | None:
+    if any("bypass" in layer.name for layer in model.layers):
+        return "torchvision's SqueezeNet has no bypass connections: build it with bypass='none'"
+    return None
+
+
+TORCHVISION = Reference(_torchvision_names, head=("classifier",), check=_torchvision_check)
+
+# --------------------------------------------------------------------------- variants
+
 # min_size: a ceil-mode pool maps n -> floor((n - 2) / 2) + 1 and needs n >= 2; working
 # back from one pixel after the third pool, conv1 must output 8 (8 -> 4 -> 2 -> 1):
 # v1.0 (7x7/2 valid conv1) 21 -> 8, v1.1 (3x3/2 valid) 17 -> 8. tests/test_squeezenet.py
 # checks that torchvision accepts these sizes and rejects one pixel less.
-COMMON = dict(family="SqueezeNet", paper=PAPER, default_size=227, options_doc=OPTIONS)
-
-SqueezeNet1_0 = public_builder(
-    squeezenet,
-    "SqueezeNet1_0",
-    "squeezenet1_0",
-    version="1.0",
-    min_size=21,
-    params=1_248_424,
-    param_source="torchvision squeezenet1_0",
-    summary="Table 1's SqueezeNet; 227x227 input as in the paper's Caffe model (torchvision uses 224).",
-    **COMMON,
-)
-SqueezeNet1_1 = public_builder(
-    squeezenet,
-    "SqueezeNet1_1",
-    "squeezenet1_1",
-    version="1.1",
-    min_size=17,
-    params=1_235_496,
-    param_source="torchvision squeezenet1_1",
-    summary="The authors' v1.1: 3x3 conv1 of 64 filters, earlier pooling; 227x227 input as their Caffe model.",
-    **COMMON,
+FAMILIES = (
+    Family(
+        name="SqueezeNet",
+        core=squeezenet,
+        paper=PAPER,
+        default_size=227,
+        recipe="squeezenet",
+        options_doc='``bypass="none"|"simple"|"complex"``, ``dropout=0.5``',
+        references={"torchvision": TORCHVISION},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "SqueezeNet1_0", "squeezenet1_0", 1_248_424, "torchvision squeezenet1_0", {"version": "1.0"},
+                summary="Table 1's SqueezeNet; 227x227 input as in the paper's Caffe model (torchvision uses 224).",
+                min_size=21,
+                weights=(torchvision("squeezenet1_0-b66bff10.pth", bypass="none"),),
+            ),
+            Variant(
+                "SqueezeNet1_1", "squeezenet1_1", 1_235_496, "torchvision squeezenet1_1", {"version": "1.1"},
+                summary=(
+                    "The authors' v1.1: 3x3 conv1 of 64 filters, earlier pooling; 227x227 input as their Caffe model."
+                ),
+                min_size=17,
+                weights=(torchvision("squeezenet1_1-b8a52dc0.pth", bypass="none"),),
+            ),
+        ),
+    ),
 )

@@ -12,11 +12,14 @@ from keras_archs.builder import build_classifier
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
 from keras_archs.layers import LocalResponseNormalization
-from keras_archs.registry import public_builder
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import KERAS_URL, keras_applications, torchvision
+from keras_archs.weight_import.reference import Reference
 
 PAPER = "Simonyan & Zisserman 2014, Very Deep Convolutional Networks for Large-Scale Image Recognition"
 
-preprocess_input = family_preprocess_input("VGG")
+PREPROCESSING = {"torchvision": "torch", "keras": "caffe"}
+preprocess_input = family_preprocess_input("VGG", PREPROCESSING)
 
 # Table 1, one tuple per block (each block ends in 2x2/2 max-pooling). An int is a
 # 3x3 convolution with that many filters; ("1x1", n) is configuration C's 1x1
@@ -64,30 +67,94 @@ def vgg(*, config: str, batch_norm_layers: bool = False, **common) -> keras.Mode
     return build_classifier(features=features, top=make_flatten_top(pool_to=(7, 7)), **common)
 
 
-def _variant(public: str, registry: str, config: str, bn: bool, params: int, source: str):
-    return public_builder(
-        vgg,
-        public,
-        registry,
-        family="VGG",
+# --------------------------------------------------------------------------- weights
+
+
+def _torchvision_names(model: keras.Model) -> dict[str, str]:
+    # torchvision's VGG is features = Sequential(conv, [bn,] relu, ..., maxpool) with
+    # running indices, then classifier = Sequential(fc, relu, drop, fc, relu, drop, fc).
+    out, index = {}, 0
+    for layer in model.layers:
+        if not layer.name.startswith("block") or layer.name.endswith("_pad"):
+            continue
+        if layer.weights:
+            out[layer.name] = f"features.{index}"
+        index += 1
+    out.update({"fc1": "classifier.0", "fc2": "classifier.3", "predictions": "classifier.6"})
+    return out
+
+
+TORCHVISION = Reference(_torchvision_names, bn_epsilon=1e-5, head=("classifier",), flatten="chw")
+KERAS = Reference(head=("fc1", "fc2", "predictions"))
+
+
+def _keras_file(name: str, top_md5: str, notop_md5: str):
+    return keras_applications(f"{KERAS_URL}{name}/{name}_weights_tf_dim_ordering_tf_kernels", top_md5, notop_md5)
+
+
+# --------------------------------------------------------------------------- variants
+
+FAMILIES = (
+    Family(
+        name="VGG",
+        core=vgg,
         paper=PAPER,
-        default_size=224,
-        min_size=32,
-        params=params,
-        param_source=source,
-        summary=f"Configuration {config} of Table 1{' with batch normalisation' if bn else ''}.",
-        config=config,
-        batch_norm_layers=bn,
-    )
-
-
-VGG11 = _variant("VGG11", "vgg11", "A", False, 132_863_336, "torchvision vgg11")
-VGG11LRN = _variant("VGG11LRN", "vgg11_lrn", "A-LRN", False, 132_863_336, "paper Table 2 (133M); LRN adds none")
-VGG11BN = _variant("VGG11BN", "vgg11_bn", "A", True, 132_868_840, "torchvision vgg11_bn")
-VGG13 = _variant("VGG13", "vgg13", "B", False, 133_047_848, "torchvision vgg13")
-VGG13BN = _variant("VGG13BN", "vgg13_bn", "B", True, 133_053_736, "torchvision vgg13_bn")
-VGG16C = _variant("VGG16C", "vgg16_c", "C", False, 133_638_952, "paper Table 2 (134M): B plus three 1x1 convs")
-VGG16 = _variant("VGG16", "vgg16", "D", False, 138_357_544, "torchvision vgg16")
-VGG16BN = _variant("VGG16BN", "vgg16_bn", "D", True, 138_365_992, "torchvision vgg16_bn")
-VGG19 = _variant("VGG19", "vgg19", "E", False, 143_667_240, "torchvision vgg19")
-VGG19BN = _variant("VGG19BN", "vgg19_bn", "E", True, 143_678_248, "torchvision vgg19_bn")
+        recipe="vgg",
+        references={"torchvision": TORCHVISION, "keras": KERAS},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "VGG11", "vgg11", 132_863_336, "torchvision vgg11", {"config": "A"},
+                summary="Configuration A of Table 1.", weights=(torchvision("vgg11-8a719046.pth"),),
+            ),
+            Variant(
+                "VGG11LRN", "vgg11_lrn", 132_863_336, "paper Table 2 (133M); LRN adds none", {"config": "A-LRN"},
+                summary="Configuration A-LRN of Table 1.",
+            ),
+            Variant(
+                "VGG11BN", "vgg11_bn", 132_868_840, "torchvision vgg11_bn", {"config": "A", "batch_norm_layers": True},
+                summary="Configuration A of Table 1 with batch normalisation.",
+                weights=(torchvision("vgg11_bn-6002323d.pth"),),
+            ),
+            Variant(
+                "VGG13", "vgg13", 133_047_848, "torchvision vgg13", {"config": "B"},
+                summary="Configuration B of Table 1.", weights=(torchvision("vgg13-19584684.pth"),),
+            ),
+            Variant(
+                "VGG13BN", "vgg13_bn", 133_053_736, "torchvision vgg13_bn", {"config": "B", "batch_norm_layers": True},
+                summary="Configuration B of Table 1 with batch normalisation.",
+                weights=(torchvision("vgg13_bn-abd245e5.pth"),),
+            ),
+            Variant(
+                "VGG16C", "vgg16_c", 133_638_952, "paper Table 2 (134M): B plus three 1x1 convs", {"config": "C"},
+                summary="Configuration C of Table 1.",
+            ),
+            Variant(
+                "VGG16", "vgg16", 138_357_544, "torchvision vgg16", {"config": "D"},
+                summary="Configuration D of Table 1.",
+                weights=(
+                    torchvision("vgg16-397923af.pth"),
+                    _keras_file("vgg16", "64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc"),
+                ),
+            ),
+            Variant(
+                "VGG16BN", "vgg16_bn", 138_365_992, "torchvision vgg16_bn", {"config": "D", "batch_norm_layers": True},
+                summary="Configuration D of Table 1 with batch normalisation.",
+                weights=(torchvision("vgg16_bn-6c64b313.pth"),),
+            ),
+            Variant(
+                "VGG19", "vgg19", 143_667_240, "torchvision vgg19", {"config": "E"},
+                summary="Configuration E of Table 1.",
+                weights=(
+                    torchvision("vgg19-dcbb9e9d.pth"),
+                    _keras_file("vgg19", "cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
+                ),
+            ),
+            Variant(
+                "VGG19BN", "vgg19_bn", 143_678_248, "torchvision vgg19_bn", {"config": "E", "batch_norm_layers": True},
+                summary="Configuration E of Table 1 with batch normalisation.",
+                weights=(torchvision("vgg19_bn-c79401a0.pth"),),
+            ),
+        ),
+    ),
+)

@@ -15,12 +15,14 @@ from keras_archs.blocks import batch_norm, conv
 from keras_archs.builder import build_classifier
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.imagenet import family_preprocess_input
-from keras_archs.models.resnet import resnet
-from keras_archs.registry import public_builder
+from keras_archs.models.resnet import TORCHVISION, TORCHVISION_OPTIONS, resnet
+from keras_archs.spec import Family, Variant
+from keras_archs.weight_import.official import torchvision
 
 PAPER = "Zagoruyko & Komodakis 2016, Wide Residual Networks"
 
-preprocess_input = family_preprocess_input("WideResNet")
+PREPROCESSING = {"torchvision": "torch"}
+preprocess_input = family_preprocess_input("WideResNet", PREPROCESSING)
 
 
 def _bn_relu(x, name: str):
@@ -67,41 +69,63 @@ def cifar_wide_resnet(*, depth: int, widen_factor: int, dropout: float = 0.3, **
     return build_classifier(features=features, **common)
 
 
-CIFAR = dict(family="WideResNet-CIFAR", paper=PAPER, default_size=32, min_size=4, default_classes=10)
-CIFAR_OPTIONS = "``dropout=0.3``"
-
-
-def _cifar(public: str, depth: int, k: int, params: int, paper_millions: str):
-    return public_builder(
-        cifar_wide_resnet,
-        public,
-        f"wrn{depth}_{k}",
-        depth=depth,
-        widen_factor=k,
-        params=params,
-        param_source=f"paper Table 4 ({paper_millions}); exact closed-form count in tests/test_wide_resnet.py",
-        summary=f"WRN-{depth}-{k}: {(depth - 4) // 6} blocks per group, widths {16 * k}/{32 * k}/{64 * k}.",
-        options_doc=CIFAR_OPTIONS,
-        **CIFAR,
-    )
-
-
-WRN16_8 = _cifar("WRN16_8", 16, 8, 10_961_370, "11.0M")
-WRN22_8 = _cifar("WRN22_8", 22, 8, 17_158_106, "17.2M")
-WRN28_10 = _cifar("WRN28_10", 28, 10, 36_479_194, "36.5M")
-WRN40_2 = _cifar("WRN40_2", 40, 2, 2_243_546, "2.2M")
-WRN40_4 = _cifar("WRN40_4", 40, 4, 8_949_210, "8.9M")
-
-IMAGENET = dict(family="WideResNet", paper=PAPER, default_size=224, min_size=32)
-IMAGENET_OPTIONS = '``downsample="3x3"|"1x1"`` and the other ResNet options'
-
+CIFAR_COUNT = "paper Table 4 ({}); exact closed-form count in test_wide_resnet.py"
 # Bottleneck width 128 per group instead of 64; the stride sits in the 3x3 conv as
 # in the authors' fb.resnet.torch-based code and torchvision.
-WideResNet50_2 = public_builder(
-    resnet, "WideResNet50_2", "wide_resnet50_2", depth=50, width_per_group=128, downsample="3x3",
-    params=68_883_240, param_source="torchvision wide_resnet50_2", options_doc=IMAGENET_OPTIONS, **IMAGENET,
-)  # fmt: skip
-WideResNet101_2 = public_builder(
-    resnet, "WideResNet101_2", "wide_resnet101_2", depth=101, width_per_group=128, downsample="3x3",
-    params=126_886_696, param_source="torchvision wide_resnet101_2", options_doc=IMAGENET_OPTIONS, **IMAGENET,
-)  # fmt: skip
+IMAGENET_OPTIONS = {"width_per_group": 128, "downsample": "3x3"}
+
+FAMILIES = (
+    Family(
+        name="WideResNet-CIFAR",
+        core=cifar_wide_resnet,
+        paper=PAPER,
+        default_size=32,
+        min_size=4,
+        default_classes=10,
+        recipe="wide_resnet_cifar",
+        options_doc="``dropout=0.3``",
+        variants=(
+            Variant(
+                "WRN16_8", "wrn16_8", 10_961_370, CIFAR_COUNT.format("11.0M"), {"depth": 16, "widen_factor": 8},
+                summary="WRN-16-8: 2 blocks per group, widths 128/256/512.",
+            ),
+            Variant(
+                "WRN22_8", "wrn22_8", 17_158_106, CIFAR_COUNT.format("17.2M"), {"depth": 22, "widen_factor": 8},
+                summary="WRN-22-8: 3 blocks per group, widths 128/256/512.",
+            ),
+            Variant(
+                "WRN28_10", "wrn28_10", 36_479_194, CIFAR_COUNT.format("36.5M"), {"depth": 28, "widen_factor": 10},
+                summary="WRN-28-10: 4 blocks per group, widths 160/320/640.",
+            ),
+            Variant(
+                "WRN40_2", "wrn40_2", 2_243_546, CIFAR_COUNT.format("2.2M"), {"depth": 40, "widen_factor": 2},
+                summary="WRN-40-2: 6 blocks per group, widths 32/64/128.",
+            ),
+            Variant(
+                "WRN40_4", "wrn40_4", 8_949_210, CIFAR_COUNT.format("8.9M"), {"depth": 40, "widen_factor": 4},
+                summary="WRN-40-4: 6 blocks per group, widths 64/128/256.",
+            ),
+        ),
+    ),
+    Family(
+        name="WideResNet",
+        core=resnet,
+        paper=PAPER,
+        recipe="wide_resnet",
+        options_doc='``downsample="3x3"|"1x1"`` and the other ResNet options',
+        references={"torchvision": TORCHVISION},
+        preprocessing=PREPROCESSING,
+        variants=(
+            Variant(
+                "WideResNet50_2", "wide_resnet50_2", 68_883_240, "torchvision wide_resnet50_2",
+                {"depth": 50, **IMAGENET_OPTIONS},
+                weights=(torchvision("wide_resnet50_2-95faca4d.pth", **TORCHVISION_OPTIONS),),
+            ),
+            Variant(
+                "WideResNet101_2", "wide_resnet101_2", 126_886_696, "torchvision wide_resnet101_2",
+                {"depth": 101, **IMAGENET_OPTIONS},
+                weights=(torchvision("wide_resnet101_2-32ee1156.pth", **TORCHVISION_OPTIONS),),
+            ),
+        ),
+    ),
+)

@@ -1,0 +1,50 @@
+"""The command-line convention of ``python -m keras_archs`` and ``python -m keras_archs.convert``
+(the trainers' command lines follow the same one).
+
+- ``--help`` prints the options and exits 0, without importing Keras or TensorFlow.
+- Exit code 2 (:data:`EXIT_USAGE`) for a bad command line: an unknown flag, a malformed
+  value, an unknown architecture or family, a file named on the command line that does not
+  exist; one line on stderr, ``error: <the problem>; <the fix>``.
+- Exit code 1 (:data:`EXIT_FAILURE`) when the work fails (a corrupt weights file, weights of
+  another architecture); one line on stderr too.
+
+Only the standard library is imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class UsageError(ValueError):
+    """A bad command line: exit code 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are the convention's one line (argparse prints the usage
+    block first; this line says where the options are listed instead)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message}; `{self.prog} --help` lists the options.\n")
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type name if the message is empty)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def report(error: BaseException | str, code: int) -> int:
+    """Print ``error: <message>`` on one line of stderr and return ``code``.
+
+    Example:
+        >>> report("--from x.pth: no such file; pass an existing file", EXIT_USAGE)
+        2
+    """
+    print(f"error: {error if isinstance(error, str) else first_line(error)}", file=sys.stderr)
+    return code
