@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import NoReturn
 
 EXIT_FAILURE = 1
@@ -23,6 +24,12 @@ EXIT_USAGE = 2
 
 class UsageError(ValueError):
     """A bad command line: exit code 2."""
+
+
+class FailedError(RuntimeError):
+    """The work failed (a corrupt or mismatched file): one line, exit code :attr:`exit_code`."""
+
+    exit_code = EXIT_FAILURE
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -35,8 +42,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def first_line(error: BaseException) -> str:
     """The first line of an exception's message (its type name if the message is empty)."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def report(error: BaseException | str, code: int) -> int:
@@ -48,3 +55,14 @@ def report(error: BaseException | str, code: int) -> int:
     """
     print(f"error: {error if isinstance(error, str) else first_line(error)}", file=sys.stderr)
     return code
+
+
+def run_command(main: Callable[[], int]) -> int:
+    """``main()``, with :class:`UsageError` and :class:`FailedError` reported as one line and
+    their exit code (anything else is a bug and keeps its traceback)."""
+    try:
+        return main()
+    except UsageError as e:
+        return report(e, EXIT_USAGE)
+    except FailedError as e:
+        return report(e, e.exit_code)

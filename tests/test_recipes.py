@@ -23,7 +23,7 @@ def test_every_registry_entry_has_a_recipe():
             recipe_for(spec.name)
         except KeyError:
             missing.append(f"{spec.name} ({spec.family})")
-    assert not missing, f"no recipe for: {', '.join(missing)}; add the family to FAMILY_RECIPES"
+    assert not missing, f"no recipe for: {', '.join(missing)}; name it in the family's variant table (recipe=)"
 
 
 def test_every_recipe_cites_its_paper_and_section():
@@ -33,24 +33,28 @@ def test_every_recipe_cites_its_paper_and_section():
 
 
 @pytest.mark.parametrize(
-    ("family", "expected"),
+    ("arch", "expected"),
     [
-        ("ResNet", "resnet"),
-        ("ResNet-CIFAR", "resnet_cifar"),
-        ("WideResNet-CIFAR", "wide_resnet_cifar"),
-        ("DenseNet-CIFAR", "densenet_cifar"),
-        ("Inception-v3", "inception_v3"),
-        ("InceptionResNetV2", "inception_v4"),
-        ("EfficientNetV2", "efficientnet"),
-        ("BiT-M", "bit"),
-        ("ShuffleNetV2", "shufflenet_v2"),
-        ("GoogLeNet", "googlenet"),
-        ("SqueezeNet", "squeezenet"),
-        ("Transformer", None),
+        ("resnet50", "resnet"),
+        ("resnet20", "resnet_cifar"),
+        ("resnet110", "resnet110_cifar"),
+        ("wrn28_10", "wide_resnet_cifar"),
+        ("wide_resnet50_2", "wide_resnet"),
+        ("densenet_bc_100_12", "densenet_cifar"),
+        ("densenet121", "densenet"),
+        ("inception_v3", "inception_v3"),
+        ("inception_resnet_v2", "inception_v4"),
+        ("efficientnet_b0", "efficientnet"),
+        ("bit_r50x1", "bit"),
+        ("shufflenet_v2_x1_0", "shufflenet_v2"),
+        ("googlenet", "googlenet"),
+        ("squeezenet1_0", "squeezenet"),
+        ("lenet5", "lenet5"),
     ],
 )
-def test_family_names_map_to_recipes(family, expected):
-    assert recipes.recipe_name_for_family(family) == expected
+def test_variants_name_their_recipes(arch, expected):
+    assert keras_archs.get_spec(arch).recipe == expected
+    assert recipe_for(arch) is RECIPES[expected]
 
 
 def test_named_variants_and_lookup():

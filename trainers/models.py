@@ -82,7 +82,8 @@ def load_keras(path: str, *, float32: bool = False) -> Any:
     """
     import keras
 
-    import keras_archs  # noqa: F401  (registers the custom layers)
+    import keras_archs.layers  # noqa: F401  (registers the custom layers)
+    from keras_archs.builder import deep_graphs
 
     try:
         if float32:
@@ -92,6 +93,7 @@ def load_keras(path: str, *, float32: bool = False) -> Any:
                 model = keras.saving.deserialize_keras_object(config)
                 model.load_weights(path)
                 return model
-        return keras.saving.load_model(path, compile=False)
+        with deep_graphs():
+            return keras.saving.load_model(path, compile=False)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
         raise FailedError(f"cannot load the model in {path}: {first_line(e)}") from None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -469,72 +468,18 @@ RECIPES: dict[str, Recipe] = {
     )
 }  # fmt: skip
 
-# Registry family (normalised: lower case, letters and digits only) -> recipe, one entry per
-# family of the registry. A family not listed takes the longest listed prefix
-# (``efficientnetv2`` -> ``efficientnet``); CIFAR families (``...cifar``) take the ``_cifar``
-# recipe of their base when there is one.
-FAMILY_RECIPES: dict[str, str] = {
-    "lenet": "lenet5",
-    "alexnet": "alexnet",
-    "vgg": "vgg",
-    "nin": "nin",
-    "googlenet": "googlenet",
-    "inceptionv3": "inception_v3",
-    "inceptionv4": "inception_v4",
-    "inceptionresnet": "inception_v4",
-    "resnet": "resnet",
-    "resnetcifar": "resnet_cifar",
-    "wideresnet": "wide_resnet",
-    "wideresnetcifar": "wide_resnet_cifar",
-    "resnext": "resnext",
-    "densenet": "densenet",
-    "densenetcifar": "densenet_cifar",
-    "squeezenet": "squeezenet",
-    "bit": "bit",
-    "efficientnet": "efficientnet",
-    "mnasnet": "mnasnet",
-    "shufflenetv2": "shufflenet_v2",
-}
-
-# Registry names with a recipe of their own.
-ARCH_RECIPES: dict[str, str] = {
-    "resnet110": "resnet110_cifar",
-    "plain110": "resnet110_cifar",
-}
-
-
-def _norm(family: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", family.lower())
-
-
-def recipe_name_for_family(family: str) -> str | None:
-    """The recipe name of a registry family, or None."""
-    key = _norm(family)
-    if key in FAMILY_RECIPES:
-        return FAMILY_RECIPES[key]
-    cifar = key.endswith("cifar")
-    base = key[: -len("cifar")] if cifar else key
-    prefixes = [p for p in FAMILY_RECIPES if base.startswith(p)]
-    if not prefixes:
-        return None
-    name = FAMILY_RECIPES[max(prefixes, key=len)]
-    if cifar and f"{name}_cifar" in RECIPES:
-        return f"{name}_cifar"
-    return name
-
-
 def recipe_for(arch: str) -> Recipe:
-    """The paper's recipe for registry name ``arch`` (unknown names raise with suggestions)."""
+    """The paper's recipe for registry name ``arch`` (unknown names raise with suggestions).
+
+    Each variant names its recipe in its family's table (``keras_archs.get_spec(arch).recipe``).
+    """
     spec = keras_archs.get_spec(arch)
-    if spec.name in ARCH_RECIPES:
-        return RECIPES[ARCH_RECIPES[spec.name]]
-    name = recipe_name_for_family(spec.family)
-    if name is None:
+    if spec.recipe is None:
         raise KeyError(
-            f"No training recipe for {spec.name!r} (family {spec.family!r}); add the family to "
-            f"trainers.recipes.FAMILY_RECIPES or pass --recipe with one of {sorted(RECIPES)}."
+            f"No training recipe for {spec.name!r} (family {spec.family!r}); pass --recipe with one of "
+            f"{sorted(RECIPES)}."
         )
-    return RECIPES[name]
+    return RECIPES[spec.recipe]
 
 
 def finetune_recipe_name(arch: str) -> str:
