@@ -30,11 +30,16 @@ __version__ = "0.1.0"
 # registry's; their names are capitalised, and no other public name is.
 EXPORTS = {
     "ModelSpec": "keras_archs.spec",
+    "count_macs": "keras_archs.flops",
     "decode_predictions": "keras_archs.imagenet",
+    "feature_levels": "keras_archs.features",
+    "get_feature_extractor": "keras_archs.features",
     "get_model": "keras_archs.registry",
     "get_spec": "keras_archs.registry",
+    "layer_macs": "keras_archs.flops",
     "list_models": "keras_archs.registry",
     "preprocess_input": "keras_archs.registry",
+    "pyramid_outputs": "keras_archs.features",
 }
 
 if "keras" in sys.modules:  # cheap now: lets `import keras, keras_archs` load .keras files in safe mode

@@ -8,6 +8,11 @@ from typing import Any
 
 import keras
 
+from keras_archs.features import feature_levels as feature_levels
+from keras_archs.features import get_feature_extractor as get_feature_extractor
+from keras_archs.features import pyramid_outputs as pyramid_outputs
+from keras_archs.flops import count_macs as count_macs
+from keras_archs.flops import layer_macs as layer_macs
 from keras_archs.imagenet import decode_predictions as decode_predictions
 from keras_archs.registry import get_model as get_model
 from keras_archs.registry import get_spec as get_spec

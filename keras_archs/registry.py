@@ -293,6 +293,7 @@ def builders() -> dict[str, Callable[..., Any]]:
     """Every public builder by its name (``{"ResNet50": keras_archs.ResNet50, ...}``).
 
     Example:
+        >>> import keras_archs
         >>> builders()["ResNet50"] is keras_archs.ResNet50
         True
     """
@@ -322,6 +323,7 @@ def get_model(name: str, **kwargs: Any) -> Any:
     """Build the registered variant ``name`` (the arguments of its public builder).
 
     Example:
+        >>> import keras_archs
         >>> model = keras_archs.get_model("resnet20", weights=None)
     """
     return get_spec(name).builder(**kwargs)
@@ -416,22 +418,35 @@ PAPER_WIDTH = 22
 _KIND_ABBREVIATIONS = {"torchvision": "tv", "keras": "keras"}
 
 
+def format_macs(macs: int) -> str:
+    """A multiply-accumulate count in 3 significant digits and a unit.
+
+    Example:
+        >>> format_macs(4_089_184_256), format_macs(40_551_040), format_macs(416_520)
+        ('4.09G', '40.6M', '417K')
+    """
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if macs >= scale:
+            return f"{macs / scale:.3g}{unit}"
+    return str(macs)
+
+
 def format_table(specs: list[ModelSpec] | None = None, width: int = TABLE_WIDTH) -> str:
     """A plain-text table of the registry, as printed by ``python -m keras_archs``.
 
     Lines fit in ``width`` columns: the paper column (at most ``PAPER_WIDTH``) and the
     last column (the count's source, the rest of the width) wrap onto continuation lines.
-    ``GMACs`` (multiply-accumulates at the default size) appears when a listed variant
-    has the figure; ``pretrained`` lists the kinds of official files (tv: torchvision,
+    ``MACs`` (multiply-accumulates of one image at the default size, 3 significant digits
+    with a K/M/G suffix) appears when a listed variant has the figure; ``pretrained`` lists the kinds of official files (tv: torchvision,
     keras: keras.applications), the one ``weights="imagenet"`` prefers first.
 
     Example:
         >>> print(format_table(list_models("lenet")).splitlines()[0])
-        name    family  paper             input    min  params  pretrained  source
+        name    family  paper              input    min  params  MACs  pretrained  source
     """
     specs = list_models() if specs is None else specs
     with_macs = any(s.macs is not None for s in specs)
-    header = ("name", "family", "paper", "input", "min", "params", *(("GMACs",) if with_macs else ()), "pretrained")
+    header = ("name", "family", "paper", "input", "min", "params", *(("MACs",) if with_macs else ()), "pretrained")
     header = (*header, "source")
     rows = [
         (
@@ -441,7 +456,7 @@ def format_table(specs: list[ModelSpec] | None = None, width: int = TABLE_WIDTH)
             f"{s.default_size}x{s.default_size}x{s.channels}",
             str(s.min_size),
             f"{s.params:,}",
-            *((f"{s.macs / 1e9:.3g}" if s.macs is not None else "",) if with_macs else ()),
+            *((format_macs(s.macs) if s.macs is not None else "",) if with_macs else ()),
             ",".join(_KIND_ABBREVIATIONS.get(f.kind, f.kind) for f in s.weights),
             s.param_source,
         )
@@ -453,7 +468,7 @@ def format_table(specs: list[ModelSpec] | None = None, width: int = TABLE_WIDTH)
     longest_word = [max(len(word) for r in [header, *rows] for word in r[i].split()) for i in range(len(header))]
     fixed = sum(w + 2 for i, w in enumerate(widths[:-1]) if i != 2) + 2
     widths[2] = max(longest_word[2], min(widths[2], PAPER_WIDTH, width - fixed - longest_word[-1]))
-    widths[-1] = min(widths[-1], width - fixed - widths[2])
+    widths[-1] = max(1, min(widths[-1], width - fixed - widths[2]))  # long words break when too narrow
     lines = []
     for row in [header, *rows]:
         cells = [textwrap.wrap(cell, w, break_on_hyphens=False) or [""] for cell, w in zip(row, widths)]

@@ -29,13 +29,7 @@ from typing import Any
 
 import keras
 
-from keras_archs.imagenet import decode_predictions as decode_predictions
-from keras_archs.registry import get_model as get_model
-from keras_archs.registry import get_spec as get_spec
-from keras_archs.registry import list_models as list_models
-from keras_archs.registry import preprocess_input as preprocess_input
-from keras_archs.spec import ModelSpec as ModelSpec
-
+{exports}
 __version__: str
 EXPORTS: dict[str, str]
 '''
@@ -70,10 +64,15 @@ def _function(name: str, function) -> str:
 
 def stub_text() -> str:
     """The stub's text, from the registry as it is now."""
+    import keras_archs
     from keras_archs import registry
 
+    exports = "\n".join(
+        f"from {module} import {name} as {name}"
+        for module, name in sorted((module, name) for name, module in keras_archs.EXPORTS.items())
+    )
     builders = registry.builders()
-    return HEADER + "".join(f"\n\n{_function(name, builders[name])}" for name in sorted(builders))
+    return HEADER.replace("{exports}", exports + "\n") + "".join(f"\n\n{_function(name, builders[name])}" for name in sorted(builders))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -132,7 +132,7 @@ FAMILIES = (
                     "The paper's network: LRN, overlapping pooling, dropout 0.5, two towers as grouped convolutions."
                 ),
                 default_size=227,
-                min_size=67,
+                min_size=67, macs=724_406_816,
             ),
             Variant(
                 "AlexNetOWT", "alexnet_owt", 61_100_840, "torchvision alexnet",
@@ -140,7 +140,7 @@ FAMILIES = (
                 summary="torchvision's single-tower AlexNet (64-192-384-256-256, no LRN, 6x6 adaptive pooling).",
                 paper="Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks",
                 min_size=63,
-                weights=(torchvision("alexnet-owt-7be5be79.pth"),),
+                weights=(torchvision("alexnet-owt-7be5be79.pth"),), macs=714_188_480,
             ),
         ),
     ),

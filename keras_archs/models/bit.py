@@ -150,27 +150,27 @@ FAMILIES = (
         variants=(
             Variant(
                 "BiTR50x1", "bit_r50x1", 25_549_352, "timm resnetv2_50x1_bit", {"depth": 50, "width_factor": 1},
-                summary=SUMMARY.format(50, 1),
+                summary=SUMMARY.format(50, 1), macs=4_089_184_256,
             ),
             Variant(
                 "BiTR50x3", "bit_r50x3", 217_319_080, "timm resnetv2_50x3_bit", {"depth": 50, "width_factor": 3},
-                summary=SUMMARY.format(50, 3),
+                summary=SUMMARY.format(50, 3), macs=36_082_286_592,
             ),
             Variant(
                 "BiTR101x1", "bit_r101x1", 44_541_480, "timm resnetv2_101x1_bit", {"depth": 101, "width_factor": 1},
-                summary=SUMMARY.format(101, 1),
+                summary=SUMMARY.format(101, 1), macs=7_801_405_440,
             ),
             Variant(
                 "BiTR101x3", "bit_r101x3", 387_934_888, "timm resnetv2_101x3_bit", {"depth": 101, "width_factor": 3},
-                summary=SUMMARY.format(101, 3),
+                summary=SUMMARY.format(101, 3), macs=69_492_277_248,
             ),
             Variant(
                 "BiTR152x2", "bit_r152x2", 236_335_208, "timm resnetv2_152x2_bit", {"depth": 152, "width_factor": 2},
-                summary=SUMMARY.format(152, 2),
+                summary=SUMMARY.format(152, 2), macs=45_814_382_592,
             ),
             Variant(
                 "BiTR152x4", "bit_r152x4", 936_533_224, "timm resnetv2_152x4_bit", {"depth": 152, "width_factor": 4},
-                summary=SUMMARY.format(152, 4),
+                summary=SUMMARY.format(152, 4), macs=182_777_282_560,
             ),
         ),
     ),

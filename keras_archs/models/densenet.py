@@ -301,12 +301,12 @@ FAMILIES = (
                 weights=(
                     torchvision("densenet121-a639ec97.pth", bn_epsilon=1e-5),
                     _keras_file(121, "9d60b8095a5708f2dcce2bca79d332c7", "30ee3e1110167f948a6b9946edeeb738"),
-                ),
+                ), macs=2_834_161_664,
             ),
             Variant(
                 "DenseNet161", "densenet161", 28_681_000, "torchvision densenet161", {"depth": 161},
                 summary="k=48, 96 stem filters, blocks 6-12-36-24 (authors' release, torchvision).",
-                weights=(torchvision("densenet161-8d451a50.pth", bn_epsilon=1e-5),),
+                weights=(torchvision("densenet161-8d451a50.pth", bn_epsilon=1e-5),), macs=7_727_907_072,
             ),
             Variant(
                 "DenseNet169", "densenet169", 14_149_480, "torchvision densenet169", {"depth": 169},
@@ -314,7 +314,7 @@ FAMILIES = (
                 weights=(
                     torchvision("densenet169-b2777c0a.pth", bn_epsilon=1e-5),
                     _keras_file(169, "d699b8f76981ab1b30698df4c175e90b", "b8c4d4c20dd625c148057b9ff1c1176b"),
-                ),
+                ), macs=3_359_843_328,
             ),
             Variant(
                 "DenseNet201", "densenet201", 20_013_928, "torchvision densenet201", {"depth": 201},
@@ -322,12 +322,12 @@ FAMILIES = (
                 weights=(
                     torchvision("densenet201-c1103571.pth", bn_epsilon=1e-5),
                     _keras_file(201, "1ceb130c1ea1b78c3bf6114dbdfd8807", "c13680b51ded0fb44dff2d8f86ac8bb1"),
-                ),
+                ), macs=4_291_365_888,
             ),
             Variant(
                 "DenseNet264", "densenet264", 33_337_704,
                 "paper Table 1 (k=32, blocks 6-12-64-48), exact count derived in test_densenet.py",
-                {"depth": 264}, summary="Table 1's deepest network, k=32.",
+                {"depth": 264}, summary="Table 1's deepest network, k=32.", macs=5_751_653_376,
             ),
         ),
     ),
@@ -344,32 +344,35 @@ FAMILIES = (
             Variant(
                 "DenseNet40_12", "densenet_40_12", 1_019_722, CIFAR_COUNT.format("1.0M"),
                 {"depth": 40, "growth_rate": 12},
-                summary="DenseNet (L=40, k=12): no bottleneck, no compression, 16 stem filters.",
+                summary="DenseNet (L=40, k=12): no bottleneck, no compression, 16 stem filters.", macs=264_812_928,
             ),
             Variant(
                 "DenseNet100_12", "densenet_100_12", 6_979_642, CIFAR_COUNT.format("7.0M"),
                 {"depth": 100, "growth_rate": 12},
-                summary="DenseNet (L=100, k=12): no bottleneck, no compression, 16 stem filters.",
+                summary="DenseNet (L=100, k=12): no bottleneck, no compression, 16 stem filters.", macs=1_769_516_448,
             ),
             Variant(
                 "DenseNet100_24", "densenet_100_24", 27_249_082, CIFAR_COUNT.format("27.2M"),
                 {"depth": 100, "growth_rate": 24},
-                summary="DenseNet (L=100, k=24): no bottleneck, no compression, 16 stem filters.",
+                summary="DenseNet (L=100, k=24): no bottleneck, no compression, 16 stem filters.", macs=6_889_347_744,
             ),
             Variant(
                 "DenseNetBC100_12", "densenet_bc_100_12", 769_162, CIFAR_COUNT.format("0.8M"),
                 {"depth": 100, "growth_rate": 12, **BC},
                 summary="DenseNet-BC (L=100, k=12): bottleneck layers, compression 0.5, 2k stem filters.",
+                macs=287_929_692,
             ),
             Variant(
                 "DenseNetBC250_24", "densenet_bc_250_24", 15_324_406, CIFAR_COUNT.format("15.3M"),
                 {"depth": 250, "growth_rate": 24, **BC},
                 summary="DenseNet-BC (L=250, k=24): bottleneck layers, compression 0.5, 2k stem filters.",
+                macs=5_418_785_724,
             ),
             Variant(
                 "DenseNetBC190_40", "densenet_bc_190_40", 25_624_430, CIFAR_COUNT.format("25.6M"),
                 {"depth": 190, "growth_rate": 40, **BC},
                 summary="DenseNet-BC (L=190, k=40): bottleneck layers, compression 0.5, 2k stem filters.",
+                macs=9_301_945_740,
             ),
         ),
     ),

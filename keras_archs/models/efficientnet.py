@@ -362,7 +362,7 @@ FAMILIES = (
                         **KERAS_OPTIONS,
                     ),
                     torchvision("efficientnet_b0_rwightman-7f5810bc.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
-                ),
+                ), macs=385_814_752,
             ),
             Variant(
                 "EfficientNetB1", "efficientnet_b1", 7_794_184, "torchvision efficientnet_b1",
@@ -374,7 +374,7 @@ FAMILIES = (
                         **KERAS_OPTIONS,
                     ),
                     torchvision("efficientnet_b1-c27df63c.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
-                ),
+                ), macs=686_802_832,
             ),
             Variant(
                 "EfficientNetB2", "efficientnet_b2", 9_109_994, "torchvision efficientnet_b2",
@@ -386,7 +386,7 @@ FAMILIES = (
                         **KERAS_OPTIONS,
                     ),
                     torchvision("efficientnet_b2_rwightman-c35c1473.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
-                ),
+                ), macs=993_561_872,
             ),
             Variant(
                 "EfficientNetB3", "efficientnet_b3", 12_233_232, "torchvision efficientnet_b3",
@@ -398,7 +398,7 @@ FAMILIES = (
                         **KERAS_OPTIONS,
                     ),
                     torchvision("efficientnet_b3_rwightman-b3899882.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
-                ),
+                ), macs=1_827_141_392,
             ),
             Variant(
                 "EfficientNetB4", "efficientnet_b4", 19_341_616, "torchvision efficientnet_b4",
@@ -410,7 +410,7 @@ FAMILIES = (
                         **KERAS_OPTIONS,
                     ),
                     torchvision("efficientnet_b4_rwightman-23ab8bcd.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-5),
-                ),
+                ), macs=4_393_771_024,
             ),
             Variant(
                 "EfficientNetB5", "efficientnet_b5", 30_389_784, "torchvision efficientnet_b5",
@@ -422,7 +422,7 @@ FAMILIES = (
                         **KERAS_OPTIONS,
                     ),
                     torchvision("efficientnet_b5_lukemelas-1a07897c.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-3),
-                ),
+                ), macs=10_266_384_752,
             ),
             Variant(
                 "EfficientNetB6", "efficientnet_b6", 43_040_704, "torchvision efficientnet_b6",
@@ -434,7 +434,7 @@ FAMILIES = (
                         **KERAS_OPTIONS,
                     ),
                     torchvision("efficientnet_b6_lukemelas-24a108a5.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-3),
-                ),
+                ), macs=19_067_593_536,
             ),
             Variant(
                 "EfficientNetB7", "efficientnet_b7", 66_347_960, "torchvision efficientnet_b7",
@@ -446,7 +446,7 @@ FAMILIES = (
                         **KERAS_OPTIONS,
                     ),
                     torchvision("efficientnet_b7_lukemelas-c5b4e57e.pth", **TORCHVISION_OPTIONS, bn_epsilon=1e-3),
-                ),
+                ), macs=37_745_884_192,
             ),
         ),
     ),

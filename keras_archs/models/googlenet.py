@@ -216,7 +216,7 @@ FAMILIES = (
                 summary=(
                     "The paper's network (Figure 3): LRN, 5x5 branches, dropout 0.4; optional auxiliary classifiers."
                 ),
-                min_size=31,
+                min_size=31, macs=1_582_671_872,
             ),
             Variant(
                 "GoogLeNetBN", "googlenet_bn", 6_624_904,
@@ -227,7 +227,7 @@ FAMILIES = (
                     "so its weights import); its transform_input is preprocessing, not a layer."
                 ),
                 min_size=15,
-                weights=(torchvision("googlenet-1378be20.pth", layout="torchvision"),),
+                weights=(torchvision("googlenet-1378be20.pth", layout="torchvision"),), macs=1_498_376_192,
             ),
         ),
     ),

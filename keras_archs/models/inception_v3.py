@@ -294,7 +294,7 @@ FAMILIES = (
                         count_include_pad=False,
                     ),
                     torchvision("inception_v3_google-0cc3c7bd.pth", bn_scale=True, count_include_pad=True),
-                ),
+                ), macs=5_713_216_096,
             ),
         ),
     ),

@@ -458,6 +458,7 @@ FAMILIES = (
             Variant(
                 "InceptionV4", "inception_v4", 42_679_816, "timm inception_v4",
                 summary="Figure 9: the Figure 3 stem, 4/7/3 Inception-A/B/C blocks and Reduction-A/B.",
+                macs=12_253_974_624,
             ),
         ),
     ),
@@ -489,7 +490,7 @@ FAMILIES = (
                 "paper Figures 10-15 and Table 1, counted by hand (module comment)",
                 {"version": "v1", "layout": "paper"},
                 total_params=22_769_848,
-                summary="Figure 15 with the Figure 14 stem and the Figure 10-13 blocks (5/10/5).",
+                summary="Figure 15 with the Figure 14 stem and the Figure 10-13 blocks (5/10/5).", macs=6_206_361_696,
             ),
             Variant(
                 "InceptionResNetV2", "inception_resnet_v2", 55_813_192, "keras.applications InceptionResNetV2",
@@ -498,7 +499,7 @@ FAMILIES = (
                 summary=(
                     "Default layout='keras': keras.applications' network (TF-slim stem with mixed_5b, "
                     "10/20/10 blocks, conv_7b); layout='paper': Figure 15 with the Figure 3 stem (5/10/5)."
-                ),
+                ), macs=13_155_794_016,
             ),
         ),
     ),

@@ -97,7 +97,7 @@ FAMILIES = (
                 "LeNet5", "lenet5", 60_850, "paper (Section II.B, per-layer counts)",
                 summary=(
                     "C3 uses the paper's partial connection table (1,516 parameters); the output is a softmax layer."
-                ),
+                ), macs=326_520,
             ),
         ),
     ),

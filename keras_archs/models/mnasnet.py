@@ -165,22 +165,22 @@ FAMILIES = (
             # stem) and may not fit our version-2 builder: not registered (BUILD_NOTES.md).
             Variant(
                 "MnasNet05", "mnasnet0_5", 2_218_512, "torchvision mnasnet0_5", {"alpha": 0.5},
-                total_params=2_239_136, summary=SUMMARY.format(0.5, "mnasnet0_5"),
+                total_params=2_239_136, summary=SUMMARY.format(0.5, "mnasnet0_5"), macs=104_455_968,
             ),
             Variant(
                 "MnasNet075", "mnasnet0_75", 3_170_208, "torchvision mnasnet0_75", {"alpha": 0.75},
                 total_params=3_200_016, summary=SUMMARY.format(0.75, "mnasnet0_75"),
-                weights=(torchvision("mnasnet0_75-7090bc5f.pth"),),
+                weights=(torchvision("mnasnet0_75-7090bc5f.pth"),), macs=215_493_104,
             ),
             Variant(
                 "MnasNet10", "mnasnet1_0", 4_383_312, "torchvision mnasnet1_0", {"alpha": 1.0},
                 total_params=4_421_232, summary=SUMMARY.format(1.0, "mnasnet1_0"),
-                weights=(torchvision("mnasnet1.0_top1_73.512-f206786ef8.pth"),),
+                weights=(torchvision("mnasnet1.0_top1_73.512-f206786ef8.pth"),), macs=314_415_872,
             ),
             Variant(
                 "MnasNet13", "mnasnet1_3", 6_282_256, "torchvision mnasnet1_3", {"alpha": 1.3},
                 total_params=6_331_072, summary=SUMMARY.format(1.3, "mnasnet1_3"),
-                weights=(torchvision("mnasnet1_3-a4c69d6f.pth"),),
+                weights=(torchvision("mnasnet1_3-a4c69d6f.pth"),), macs=526_362_432,
             ),
         ),
     ),

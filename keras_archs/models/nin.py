@@ -92,7 +92,7 @@ FAMILIES = (
                     "The authors' ImageNet NiN: four mlpconv blocks, the last with 1000 maps, then global average "
                     "pooling."
                 ),
-                min_size=55,
+                min_size=55, macs=1_100_188_800,
             ),
             # conv1 14,592 + cccp 30,880 + 15,456; conv2 460,992 + 2 x 37,056; conv3 331,968
             # + 37,056 + cccp6 1,930 (10 classes).
@@ -106,7 +106,7 @@ FAMILIES = (
                 ),
                 default_size=32,
                 min_size=4,
-                default_classes=10,
+                default_classes=10, macs=222_486_528,
             ),
         ),
     ),

@@ -120,22 +120,22 @@ FAMILIES = (
             Variant(
                 "ShuffleNetV2x05", "shufflenet_v2_x0_5", 1_366_792, "torchvision shufflenet_v2_x0_5", {"width": "0.5"},
                 total_params=1_374_744, summary="Table 5, 0.5x width.",
-                weights=(torchvision("shufflenetv2_x0.5-f707e7126e.pth"),),
+                weights=(torchvision("shufflenetv2_x0.5-f707e7126e.pth"),), macs=40_476_448,
             ),
             Variant(
                 "ShuffleNetV2x10", "shufflenet_v2_x1_0", 2_278_604, "torchvision shufflenet_v2_x1_0", {"width": "1.0"},
                 total_params=2_294_784, summary="Table 5, 1.0x width.",
-                weights=(torchvision("shufflenetv2_x1-5666bf0f80.pth"),),
+                weights=(torchvision("shufflenetv2_x1-5666bf0f80.pth"),), macs=144_907_992,
             ),
             Variant(
                 "ShuffleNetV2x15", "shufflenet_v2_x1_5", 3_503_624, "torchvision shufflenet_v2_x1_5", {"width": "1.5"},
                 total_params=3_527_064, summary="Table 5, 1.5x width.",
-                weights=(torchvision("shufflenetv2_x1_5-3c479a10.pth"),),
+                weights=(torchvision("shufflenetv2_x1_5-3c479a10.pth"),), macs=295_759_392,
             ),
             Variant(
                 "ShuffleNetV2x20", "shufflenet_v2_x2_0", 7_393_996, "torchvision shufflenet_v2_x2_0", {"width": "2.0"},
                 total_params=7_427_712, summary="Table 5, 2.0x width.",
-                weights=(torchvision("shufflenetv2_x2_0-8be3c8ee.pth"),),
+                weights=(torchvision("shufflenetv2_x2_0-8be3c8ee.pth"),), macs=583_253_464,
             ),
         ),
     ),

@@ -191,7 +191,7 @@ FAMILIES = (
                 "SqueezeNet1_0", "squeezenet1_0", 1_248_424, "torchvision squeezenet1_0", {"version": "1.0"},
                 summary="Table 1's SqueezeNet; 227x227 input as in the paper's Caffe model (torchvision uses 224).",
                 min_size=21,
-                weights=(torchvision("squeezenet1_0-b66bff10.pth", bypass="none"),),
+                weights=(torchvision("squeezenet1_0-b66bff10.pth", bypass="none"),), macs=832_667_936,
             ),
             Variant(
                 "SqueezeNet1_1", "squeezenet1_1", 1_235_496, "torchvision squeezenet1_1", {"version": "1.1"},
@@ -199,7 +199,7 @@ FAMILIES = (
                     "The authors' v1.1: 3x3 conv1 of 64 filters, earlier pooling; 227x227 input as their Caffe model."
                 ),
                 min_size=17,
-                weights=(torchvision("squeezenet1_1-b8a52dc0.pth", bypass="none"),),
+                weights=(torchvision("squeezenet1_1-b8a52dc0.pth", bypass="none"),), macs=387_747_520,
             ),
         ),
     ),

@@ -105,29 +105,30 @@ FAMILIES = (
         variants=(
             Variant(
                 "VGG11", "vgg11", 132_863_336, "torchvision vgg11", {"config": "A"},
-                summary="Configuration A of Table 1.", weights=(torchvision("vgg11-8a719046.pth"),),
+                summary="Configuration A of Table 1.", weights=(torchvision("vgg11-8a719046.pth"),), macs=7_609_090_048,
             ),
             Variant(
                 "VGG11LRN", "vgg11_lrn", 132_863_336, "paper Table 2 (133M); LRN adds none", {"config": "A-LRN"},
-                summary="Configuration A-LRN of Table 1.",
+                summary="Configuration A-LRN of Table 1.", macs=7_609_090_048,
             ),
             Variant(
                 "VGG11BN", "vgg11_bn", 132_868_840, "torchvision vgg11_bn", {"config": "A", "batch_norm_layers": True},
                 summary="Configuration A of Table 1 with batch normalisation.",
-                weights=(torchvision("vgg11_bn-6002323d.pth"),),
+                weights=(torchvision("vgg11_bn-6002323d.pth"),), macs=7_609_090_048,
             ),
             Variant(
                 "VGG13", "vgg13", 133_047_848, "torchvision vgg13", {"config": "B"},
                 summary="Configuration B of Table 1.", weights=(torchvision("vgg13-19584684.pth"),),
+                macs=11_308_466_176,
             ),
             Variant(
                 "VGG13BN", "vgg13_bn", 133_053_736, "torchvision vgg13_bn", {"config": "B", "batch_norm_layers": True},
                 summary="Configuration B of Table 1 with batch normalisation.",
-                weights=(torchvision("vgg13_bn-abd245e5.pth"),),
+                weights=(torchvision("vgg13_bn-abd245e5.pth"),), macs=11_308_466_176,
             ),
             Variant(
                 "VGG16C", "vgg16_c", 133_638_952, "paper Table 2 (134M): B plus three 1x1 convs", {"config": "C"},
-                summary="Configuration C of Table 1.",
+                summary="Configuration C of Table 1.", macs=11_770_888_192,
             ),
             Variant(
                 "VGG16", "vgg16", 138_357_544, "torchvision vgg16", {"config": "D"},
@@ -135,12 +136,12 @@ FAMILIES = (
                 weights=(
                     torchvision("vgg16-397923af.pth"),
                     _keras_file("vgg16", "64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc"),
-                ),
+                ), macs=15_470_264_320,
             ),
             Variant(
                 "VGG16BN", "vgg16_bn", 138_365_992, "torchvision vgg16_bn", {"config": "D", "batch_norm_layers": True},
                 summary="Configuration D of Table 1 with batch normalisation.",
-                weights=(torchvision("vgg16_bn-6c64b313.pth"),),
+                weights=(torchvision("vgg16_bn-6c64b313.pth"),), macs=15_470_264_320,
             ),
             Variant(
                 "VGG19", "vgg19", 143_667_240, "torchvision vgg19", {"config": "E"},
@@ -148,12 +149,12 @@ FAMILIES = (
                 weights=(
                     torchvision("vgg19-dcbb9e9d.pth"),
                     _keras_file("vgg19", "cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
-                ),
+                ), macs=19_632_062_464,
             ),
             Variant(
                 "VGG19BN", "vgg19_bn", 143_678_248, "torchvision vgg19_bn", {"config": "E", "batch_norm_layers": True},
                 summary="Configuration E of Table 1 with batch normalisation.",
-                weights=(torchvision("vgg19_bn-c79401a0.pth"),),
+                weights=(torchvision("vgg19_bn-c79401a0.pth"),), macs=19_632_062_464,
             ),
         ),
     ),

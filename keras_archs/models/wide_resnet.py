@@ -87,23 +87,23 @@ FAMILIES = (
         variants=(
             Variant(
                 "WRN16_8", "wrn16_8", 10_961_370, CIFAR_COUNT.format("11.0M"), {"depth": 16, "widen_factor": 8},
-                summary="WRN-16-8: 2 blocks per group, widths 128/256/512.",
+                summary="WRN-16-8: 2 blocks per group, widths 128/256/512.", macs=1_548_145_664,
             ),
             Variant(
                 "WRN22_8", "wrn22_8", 17_158_106, CIFAR_COUNT.format("17.2M"), {"depth": 22, "widen_factor": 8},
-                summary="WRN-22-8: 3 blocks per group, widths 128/256/512.",
+                summary="WRN-22-8: 3 blocks per group, widths 128/256/512.", macs=2_454_115_328,
             ),
             Variant(
                 "WRN28_10", "wrn28_10", 36_479_194, CIFAR_COUNT.format("36.5M"), {"depth": 28, "widen_factor": 10},
-                summary="WRN-28-10: 4 blocks per group, widths 160/320/640.",
+                summary="WRN-28-10: 4 blocks per group, widths 160/320/640.", macs=5_243_328_768,
             ),
             Variant(
                 "WRN40_2", "wrn40_2", 2_243_546, CIFAR_COUNT.format("2.2M"), {"depth": 40, "widen_factor": 2},
-                summary="WRN-40-2: 6 blocks per group, widths 32/64/128.",
+                summary="WRN-40-2: 6 blocks per group, widths 32/64/128.", macs=327_599_360,
             ),
             Variant(
                 "WRN40_4", "wrn40_4", 8_949_210, CIFAR_COUNT.format("8.9M"), {"depth": 40, "widen_factor": 4},
-                summary="WRN-40-4: 6 blocks per group, widths 64/128/256.",
+                summary="WRN-40-4: 6 blocks per group, widths 64/128/256.", macs=1_298_582_016,
             ),
         ),
     ),
@@ -119,12 +119,12 @@ FAMILIES = (
             Variant(
                 "WideResNet50_2", "wide_resnet50_2", 68_883_240, "torchvision wide_resnet50_2",
                 {"depth": 50, **IMAGENET_OPTIONS},
-                weights=(torchvision("wide_resnet50_2-95faca4d.pth", **TORCHVISION_OPTIONS),),
+                weights=(torchvision("wide_resnet50_2-95faca4d.pth", **TORCHVISION_OPTIONS),), macs=11_398_021_120,
             ),
             Variant(
                 "WideResNet101_2", "wide_resnet101_2", 126_886_696, "torchvision wide_resnet101_2",
                 {"depth": 101, **IMAGENET_OPTIONS},
-                weights=(torchvision("wide_resnet101_2-32ee1156.pth", **TORCHVISION_OPTIONS),),
+                weights=(torchvision("wide_resnet101_2-32ee1156.pth", **TORCHVISION_OPTIONS),), macs=22_753_050_624,
             ),
         ),
     ),
