@@ -2,11 +2,12 @@
 # make test   runs the whole test suite (installs the test dependencies too)
 # make lint   ruff
 # make models prints the model table
+# make reproduce re-runs the papers' findings at small scale (docs/reproductions.md)
 PY := .venv/bin/python
 STAMP := .venv/.installed
 DEV_STAMP := .venv/.installed-dev
 
-.PHONY: setup demo test test-fast lint models bench bench-quick clean
+.PHONY: setup demo test test-fast lint models bench bench-quick reproduce reproduce-quick clean
 
 $(STAMP): requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -39,6 +40,13 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m benchmarks.run_all --quick
+
+# Paper findings at small scale (about an hour on 2 cores; finished runs are skipped on a re-run).
+reproduce: $(STAMP)
+	for m in degradation wrn_dropout transfer; do nice -n 10 $(PY) -m reproductions.$$m || exit 1; done
+
+reproduce-quick: $(STAMP)
+	for m in degradation wrn_dropout transfer; do $(PY) -m reproductions.$$m --quick || exit 1; done
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache runs
