@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Folder-dataset indexes go to a temporary cache, not the user's ~/.cache/keras_archs
+# (subprocesses inherit it).
+os.environ.setdefault("KERAS_ARCHS_CACHE", tempfile.mkdtemp(prefix="keras_archs_cache_"))
 
 # torchvision must be imported before TensorFlow: the other order segfaults (TF 2.21
 # and torchvision 0.29 / triton load clashing native libraries). Both are test
