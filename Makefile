@@ -35,10 +35,10 @@ lint: $(DEV_STAMP)
 models: $(STAMP)
 	$(PY) -m keras_archs
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m benchmarks.run_all
 
-bench-quick: $(STAMP)
+bench-quick: $(DEV_STAMP)
 	$(PY) -m benchmarks.run_all --quick
 
 # Paper findings at small scale (about an hour on 2 cores; finished runs are skipped on a re-run).

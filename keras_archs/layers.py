@@ -393,7 +393,8 @@ class CeilMaxPooling2D(keras.layers.Layer):
     padding``, checked), so the max is that of the real cells. Unlike -inf padding this
     keeps every value finite, which int8 quantization needs (a -inf pad calibrates to an
     infinite scale). Works for unknown input sizes too (the bottom/right padding is
-    computed at run time).
+    computed at run time). Where the spatial size is known and TensorFlow's ``"same"``
+    pooling has exactly these windows, that is used instead: no padding reaches the graph.
     """
 
     def __init__(self, pool_size: int = 3, strides: int = 2, padding: int = 0, **kwargs: Any) -> None:
@@ -430,9 +431,26 @@ class CeilMaxPooling2D(keras.layers.Layer):
             parts.append(repeated(x[tuple(index)], after))
         return parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=axis)
 
+    def _same_is_exact(self, size) -> bool:
+        """Whether TensorFlow's ``"same"`` max pooling, which pads ``total // 2`` cells before
+        and the rest after and never lets them win, has exactly this layer's windows on an
+        axis of ``size`` cells known when the graph is built (e.g. 3x3 stride-2 pooling
+        without padding on an even size: one cell after)."""
+        if not isinstance(size, int):
+            return False
+        k, s, p = self.pool_size, self.strides, self.padding
+        out = -(-size // s)
+        total = max((out - 1) * s + k - size, 0)
+        ceil_out = -(-(size + 2 * p - k) // s) + 1
+        return out == ceil_out and total // 2 == p and total - total // 2 == p + self._extra(size)
+
     def call(self, inputs):
         shape = ops.shape(inputs)
         p = self.padding
+        if all(map(self._same_is_exact, shape[1:3])):
+            # One built-in pooling op (TFLite MAX_POOL_2D with SAME padding) instead of edge
+            # slices and concatenations; the same maxima.
+            return ops.max_pool(inputs, self.pool_size, strides=self.strides, padding="same")
         x = self._replicate_edges(inputs, 1, p, p + self._extra(shape[1]))
         x = self._replicate_edges(x, 2, p, p + self._extra(shape[2]))
         return ops.max_pool(x, self.pool_size, strides=self.strides, padding="valid")

@@ -149,3 +149,39 @@ def test_multi_worker_two_local_processes(tmp_path):
     assert state["epochs_done"] == 2 and np.isfinite(state["history"][-1]["loss"])
     assert (model_dir / "last.keras").exists()
     assert not list(model_dir.glob(".worker*_tmp"))
+
+
+SHARDED_MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import numpy as np
+    from types import SimpleNamespace
+    from trainers import distribute
+    from trainers.data import sharded
+
+    x = np.arange(24 * 4 * 4).reshape(24, 4, 4, 1).astype("uint8")
+    raw = tf.data.Dataset.from_tensor_slices((x, np.arange(24, dtype="int32") % 3))
+    plan = SimpleNamespace(global_batch=8, steps_per_epoch=3, mixup_alpha=0.0)
+    train = sharded.TrainInput(sharded.ElementSource(raw, 24), 3, policy="simple", image_size=4, channels=1,
+                               plan=plan, seed=0)
+    strategy = distribute.make_strategy("mirrored")
+    whole = [b[0].numpy() for b in train(1)]
+    same = []
+    for step, (images, _) in enumerate(train.distribute(strategy, 1)):
+        parts = [p.numpy() for p in strategy.experimental_local_results(images)]
+        same.append(bool(np.array_equal(np.concatenate(parts), whole[step])) and all(len(p) == 4 for p in parts))
+    print("RESULT " + json.dumps({"replicas": strategy.num_replicas_in_sync, "same": same}))
+    """
+)
+
+
+def test_mirrored_replicas_get_the_halves_of_each_global_batch():
+    r = subprocess.run(
+        [sys.executable, "-c", SHARDED_MIRRORED_SCRIPT], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-4000:]
+    res = _result(r.stdout)
+    assert res == {"replicas": 2, "same": [True, True, True]}

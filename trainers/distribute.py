@@ -14,6 +14,8 @@ import os
 import keras
 import tensorflow as tf
 
+from keras_archs.builder import deep_graphs
+
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
 
@@ -39,9 +41,14 @@ def make_strategy(name: str = "auto", tpu: str = "") -> tf.distribute.Strategy:
     ``auto``: multi-worker when ``TF_CONFIG`` names more than one worker, else mirrored
     when there is more than one GPU (or more than one logical CPU, as in the tests),
     else the default (one device). Create the strategy before any other TensorFlow op.
+    ``TF_CONFIG`` is checked first (:func:`trainers.cluster.check_tf_config`).
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; choose from {STRATEGIES}.")
+    if name in ("auto", "multi_worker"):
+        from trainers.cluster import check_tf_config
+
+        check_tf_config()
     if name == "auto":
         if _num_workers(tf_config()) > 1:
             name = "multi_worker"
@@ -98,6 +105,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0)
 
 
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+    """The worker processes of ``strategy``'s cluster (1 without a cluster)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return 1
+    spec = resolver.cluster_spec().as_dict()
+    return max(1, sum(len(spec.get(k, [])) for k in ("chief", "worker")))
+
+
 def worker_id(strategy: tf.distribute.Strategy) -> int:
     resolver = getattr(strategy, "cluster_resolver", None)
     return int(getattr(resolver, "task_id", 0) or 0) if resolver is not None else 0
@@ -127,6 +143,7 @@ def sync_batchnorm(model: keras.Model) -> keras.Model:
             config["synchronized"] = True
         return layer.__class__.from_config(config)
 
-    new = keras.models.clone_model(model, clone_function=clone)
+    with deep_graphs():
+        new = keras.models.clone_model(model, clone_function=clone)
     new.set_weights(model.get_weights())
     return new

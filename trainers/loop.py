@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -24,8 +25,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_archs.builder import deep_graphs
 from trainers import distribute, outputs
-from trainers.cli import EXIT_DIVERGED, FailedError
+from trainers.checkpointing import AGREE_EVERY, CheckpointEvery, SaveClock
+from trainers.cli import EXIT_DIVERGED, FailedError, UsageError
 from trainers.models import main_output
 from trainers.recipes import Plan, make_optimizer, make_schedule
 
@@ -84,6 +87,22 @@ def l2_penalty(variables: Sequence, weight_decay: float) -> tf.Tensor:
     return 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32))) for v in variables])
 
 
+# ----------------------------------------------------------------------------- input iterators
+
+
+def release_in_background(holder: list) -> None:
+    """Destroy the finished tf.data iterators in ``holder`` (which must hold their only
+    references) on a daemon thread, not the training thread.
+
+    Destroying an iterator joins its tf.data autotuning thread, which can first sleep out the
+    rest of its optimisation period (it doubles while the iterator lives). On the training
+    thread that wait stalled training at epoch boundaries and after evaluations (measured on 2
+    CPU cores: 1-5 s after epochs of a few seconds, 25 s after the demo's first epoch); on
+    another thread it costs nothing.
+    """
+    threading.Thread(target=holder.clear, name="release-iterators", daemon=True).start()
+
+
 # ----------------------------------------------------------------------------- the trainer
 
 
@@ -124,6 +143,11 @@ class Trainer:
         refresh_seconds: ``last.keras`` and ``curves.png`` are rewritten at most this often
             (and always after the last epoch); the resume state, ``best.keras`` and the
             history are written after every epoch.
+        checkpoint_every: also save the resume state within epochs, every so many steps or
+            seconds (:class:`trainers.checkpointing.CheckpointEvery`); a resumed run continues
+            at the saved step of the epoch.
+        identity: what the run is (architecture, dataset, ...), recorded in the resume state
+            so that a resumption can be checked against it.
     """
 
     def __init__(
@@ -140,8 +164,15 @@ class Trainer:
         early_stopping_patience: int = 0,
         progress: bool = True,
         refresh_seconds: float = 0.0,
+        checkpoint_every: CheckpointEvery | None = None,
+        identity: Mapping[str, Any] | None = None,
     ) -> None:
         self.plan = plan
+        self.checkpoint_every = checkpoint_every
+        self.identity = dict(identity) if identity else None
+        self._resume_step = 0  # the step within epoch epochs_done + 1 the saved state is at
+        self._partial = {"loss_sum": 0.0, "correct": 0.0}
+        self._saved_workers: int | None = None
         self.recipe = plan.recipe
         self.strategy = strategy or tf.distribute.get_strategy()
         self.replicas = self.strategy.num_replicas_in_sync
@@ -179,6 +210,7 @@ class Trainer:
         self._best_values: list[np.ndarray] | None = None
         self._train_step = None
         self._eval_step = None
+        self._agree_fn = None
         self._ckpt_manager = None
 
     # ------------------------------------------------------------------ helpers
@@ -309,8 +341,11 @@ class Trainer:
             self._eval_step = self._make_eval_step()
         totals = np.zeros(4)
         with self.ema_weights():
-            for images, labels in self.strategy.experimental_distribute_dataset(dataset):
+            iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+            for images, labels in iterator:
                 totals += self._eval_step(images, labels).numpy()
+            holder, iterator = [iterator], None
+            release_in_background(holder)
         n = max(totals[3], 1.0)
         return {"loss": totals[0] / n, "accuracy": totals[1] / n, "top5": totals[2] / n, "examples": int(totals[3])}
 
@@ -342,21 +377,33 @@ class Trainer:
         return bool(self.model_dir) and os.path.exists(self._paths()["state"])
 
     def restore(self) -> int:
-        """Restore the last saved epoch from ``model_dir``; returns the number of epochs done."""
+        """Restore the last saved state from ``model_dir``; returns the number of epochs done
+        (a mid-epoch state also sets the step within the next epoch to continue at)."""
         state = outputs.read_json(self._paths()["state"])
         prefix = os.path.join(self.model_dir, state["checkpoint"])
-        self.checkpoint.restore(prefix).assert_existing_objects_matched()
+        try:
+            self.checkpoint.restore(prefix).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as e:
+            raise FailedError(
+                f"cannot restore {prefix}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}"
+            ) from None
         self.epochs_done = int(state["epochs_done"])
+        self._resume_step = int(state.get("step_in_epoch", 0))
+        self._partial = dict(state.get("partial") or {"loss_sum": 0.0, "correct": 0.0})
+        self._saved_workers = state.get("workers")
         self.history = list(state["history"])
         self.best = dict(state.get("best", {}))
         self.plateau = dict(state.get("plateau", self.plateau))
         self._best_values = None  # read from best.keras if needed (restore_best)
         return self.epochs_done
 
-    def _save_state(self) -> None:
+    def _save_state(self, step_in_epoch: int = 0, partial: Mapping[str, float] | None = None) -> None:
+        """Save the model, optimizer and position: after ``epochs_done`` epochs and
+        ``step_in_epoch`` steps of the next (``partial``: that epoch's sums so far)."""
         if not self.model_dir:
             return
-        prefix = self._manager().save(checkpoint_number=self.epochs_done)
+        number = self._iterations() if self.checkpoint_every else self.epochs_done
+        prefix = self._manager().save(checkpoint_number=number)
         if not self.chief:
             shutil.rmtree(os.path.dirname(prefix), ignore_errors=True)
             self._ckpt_manager = None
@@ -367,11 +414,16 @@ class Trainer:
             self._paths()["state"],
             {
                 "epochs_done": self.epochs_done,
+                "step_in_epoch": int(step_in_epoch),
+                "partial": dict(partial) if partial else None,
+                "global_step": self.epochs_done * self.plan.steps_per_epoch + int(step_in_epoch),
+                "workers": distribute.num_workers(self.strategy),
                 "checkpoint": os.path.relpath(prefix, self.model_dir),
                 "history": self.history,
                 "best": self.best,
                 "plateau": self.plateau,
                 "plan": self.plan.summary(),
+                **({"identity": self.identity} if self.identity else {}),
             },
         )
 
@@ -393,24 +445,93 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
 
+    def _epoch_input(self, train_dataset: Any, epoch: int, start_step: int):
+        """An iterator over the epoch's distributed batches from ``start_step`` on: a
+        :class:`trainers.data.sharded.TrainInput` gives each worker its share; a plain
+        ``epoch -> dataset`` of global batches is split by the strategy (and skipped into)."""
+        if hasattr(train_dataset, "distribute"):
+            return iter(train_dataset.distribute(self.strategy, epoch, start_step))
+        ds = train_dataset(epoch)
+        if start_step:
+            ds = ds.skip(start_step)
+        return iter(self.strategy.experimental_distribute_dataset(ds))
+
+    def _all_max(self, value: float) -> float:
+        """The largest of every worker's ``value`` (a collective: every worker must call it)."""
+        if self._agree_fn is None:
+
+            @tf.function
+            def all_max(x):  # tf.distribute reduces by SUM or MEAN only: gather, then the max
+                per_replica = self.strategy.run(lambda v: tf.reshape(v, [1]), args=(x,))
+                return tf.reduce_max(self.strategy.gather(per_replica, axis=0))
+
+            self._agree_fn = all_max
+        return float(self._agree_fn(tf.constant(float(value), tf.float64)).numpy())
+
+    def _agree(self, flag: bool) -> bool:
+        """The OR of every worker's ``flag`` (a collective: every worker must call it)."""
+        return self._all_max(1.0 if flag else 0.0) > 0
+
+    def _check_same_start(self) -> None:
+        """Under several workers, check that all start from the same saved step: a
+        ``model_dir`` that is not shared storage gives the chief's state to the chief only."""
+        step = self.epochs_done * self.plan.steps_per_epoch + self._resume_step
+        highest, lowest = self._all_max(step), -self._all_max(-step)
+        if highest != lowest:
+            raise FailedError(
+                f"the workers start from different saved steps ({lowest:.0f} to {highest:.0f}; this one {step}): "
+                "--model_dir must be storage every worker reads and writes (a shared file system or a bucket)."
+            )
+
+    def last_saved(self) -> str | None:
+        """Where the saved state is, in words ("epoch 2, step 40"), ``None`` if nothing is saved."""
+        if not self.has_state():
+            return None
+        try:
+            state = outputs.read_json(self._paths()["state"])
+        except (OSError, ValueError):
+            return None
+        done, step = int(state.get("epochs_done", 0)), int(state.get("step_in_epoch", 0))
+        return f"epoch {done + 1}, step {step}" if step else f"the end of epoch {done}"
+
     def fit(
         self,
-        train_dataset: Callable[[int], tf.data.Dataset],
+        train_dataset: Any,
         eval_dataset: tf.data.Dataset | None = None,
         *,
         resume: bool = False,
     ) -> list[dict[str, Any]]:
         """Train for ``plan.epochs`` epochs.
 
-        ``train_dataset(epoch)`` returns that epoch's batched ``(images, onehot)`` dataset of
-        global batches (at least ``plan.steps_per_epoch`` of them); ``eval_dataset`` is the
-        batched ``(images, int labels)`` *validation* split: the only data model selection
-        (best epoch, plateau, early stopping) reads. With ``resume`` and saved state in
-        ``model_dir``, training continues after the last completed epoch.
+        ``train_dataset`` is a :class:`trainers.data.sharded.TrainInput` (each worker reads its
+        share) or any ``epoch -> dataset`` of batched ``(images, onehot)`` global batches (at
+        least ``plan.steps_per_epoch`` of them); ``eval_dataset`` is the batched ``(images, int
+        labels)`` *validation* split: the only data model selection (best epoch, plateau,
+        early stopping) reads. With ``resume`` and saved state in ``model_dir``, training
+        continues where it was saved: after the last completed epoch, or within an epoch at
+        the saved step (``checkpoint_every``), with the same batches the uninterrupted run
+        would have had from there.
         """
         if resume and self.has_state():
             done = self.restore()
-            self.log(f"resumed from {self.model_dir}: {done} epoch(s) done, lr scale {float(self.lr_scale.numpy()):g}")
+            workers = distribute.num_workers(self.strategy)
+            position_invariant = bool(getattr(train_dataset, "position_invariant", True))
+            if self._resume_step and self._saved_workers not in (None, workers) and not position_invariant:
+                raise UsageError(
+                    f"--resume: the run was saved mid-epoch with {self._saved_workers} worker(s) reading their own "
+                    f"record files; restart it with {self._saved_workers} worker(s) (this cluster has {workers})."
+                )
+            at = f", step {self._resume_step} of epoch {done + 1}" if self._resume_step else ""
+            self.log(
+                f"resumed from {self.model_dir}: {done} epoch(s) done{at}, lr scale {float(self.lr_scale.numpy()):g}"
+            )
+        multi = distribute.num_workers(self.strategy) > 1
+        if multi:
+            self._check_same_start()
+        clock = None
+        if self.checkpoint_every and self.model_dir:
+            agree_every = min(AGREE_EVERY, max(1, self.plan.steps_per_epoch // 2))
+            clock = SaveClock(self.checkpoint_every, agree=self._agree if multi else None, agree_every=agree_every)
         writers = {}
         if self.model_dir and self.chief:
             logs = self._paths()["logs"]
@@ -422,10 +543,13 @@ class Trainer:
             if self._should_stop():
                 break
             start = time.time()
-            iterator = iter(self.strategy.experimental_distribute_dataset(train_dataset(epoch)))
-            bar = ProgressLine(epoch, self.plan.epochs, spe, self.plan.global_batch, self.log if self.progress else None)
-            loss_sum = correct = tf.constant(0.0)
-            for step in range(spe):
+            first, self._resume_step = self._resume_step, 0
+            iterator = self._epoch_input(train_dataset, epoch, first)
+            log = self.log if self.progress else None
+            bar = ProgressLine(epoch, self.plan.epochs, spe, self.plan.global_batch, log, start_step=first)
+            loss_sum = tf.constant(float(self._partial["loss_sum"]) if first else 0.0)
+            correct = tf.constant(float(self._partial["correct"]) if first else 0.0)
+            for step in range(first, spe):
                 try:
                     images, onehot = next(iterator)
                 except StopIteration:
@@ -439,6 +563,12 @@ class Trainer:
                 if bar.due(step + 1):
                     self._check_finite(float(loss_sum), epoch, step + 1)
                     bar.update(step + 1, float(loss_sum) / (step + 1))
+                if clock is not None and step + 1 < spe and clock.due((epoch - 1) * spe + step + 1):
+                    self._check_finite(float(loss_sum), epoch, step + 1)
+                    self._save_state(step + 1, {"loss_sum": float(loss_sum), "correct": float(correct)})
+                    clock.saved()
+            holder, iterator = [iterator], None
+            release_in_background(holder)
             loss_sum, correct = float(loss_sum), float(correct)
             bar.close()
             self._check_finite(loss_sum, epoch, spe)
@@ -448,7 +578,7 @@ class Trainer:
                 lr=self.current_lr(),
                 loss=loss_sum / spe,
                 accuracy=correct / (spe * self.plan.global_batch),
-                images_per_second=spe * self.plan.global_batch / max(train_seconds, 1e-9),
+                images_per_second=(spe - first) * self.plan.global_batch / max(train_seconds, 1e-9),
             )
             if eval_dataset is not None:
                 ev = self.evaluate(eval_dataset)
@@ -460,6 +590,8 @@ class Trainer:
             self.history.append(row)
             self._write_epoch_outputs(record, writers)
             self._save_state()
+            if clock is not None:
+                clock.saved()
             self.log(
                 f"epoch {epoch}/{self.plan.epochs}  loss {record.loss:.4f}  acc {record.accuracy:.4f}"
                 + (
@@ -504,7 +636,8 @@ class Trainer:
         values = self._best_values
         targets = [*self.model.weights, *self._ema_averages()]
         if values is None:  # resumed: the best epoch's weights are in best.keras (EMA applied)
-            best = keras.saving.load_model(self._paths()["best"], compile=False, safe_mode=True)
+            with deep_graphs():
+                best = keras.saving.load_model(self._paths()["best"], compile=False, safe_mode=True)
             weights = [np.asarray(v) for v in best.weights]
             ema = [np.asarray(v) for v, m in zip(best.weights, self.model.weights) if m.trainable]
             values = weights + ema[: len(self._ema_averages())]
@@ -562,8 +695,11 @@ class ProgressLine:
     pipe) a plain line is printed every tenth of the epoch.
     """
 
-    def __init__(self, epoch: int, epochs: int, steps: int, batch: int, log: Callable[[str], None] | None) -> None:
+    def __init__(
+        self, epoch: int, epochs: int, steps: int, batch: int, log: Callable[[str], None] | None, start_step: int = 0
+    ) -> None:
         self.epoch, self.epochs, self.steps, self.batch, self.log = epoch, epochs, steps, batch, log
+        self.start_step = start_step  # a resumed epoch starts there: the rate counts the steps since
         self.tty = log is not None and sys.stdout.isatty()
         self.start = self.last = time.time()
         self.every = max(1, steps // 10)
@@ -578,7 +714,7 @@ class ProgressLine:
     def update(self, step: int, loss: float) -> None:
         now = time.time()
         self.last = now
-        rate = step * self.batch / max(now - self.start, 1e-9)
+        rate = (step - self.start_step) * self.batch / max(now - self.start, 1e-9)
         eta = (self.steps - step) * self.batch / max(rate, 1e-9)
         done = int(20 * step / self.steps)
         text = (

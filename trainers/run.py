@@ -36,8 +36,9 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "dataset",
     "fashion_mnist",
-    "fashion_mnist (offline, Debian's files), a prepared TFDS name (e.g. cifar10; see --data_dir), "
-    "folder:/path (one subfolder per class), or synthetic[:N] (random images, for tests).",
+    "fashion_mnist (offline, Debian's files), a prepared TFDS name (e.g. cifar10, imagenet2012; see --data_dir), "
+    "folder:/path (one subfolder per class), tfrecord:/path/train-* (ImageNet-format TFRecord files), "
+    "or synthetic[:N] (random images, for tests).",
 )
 flags.DEFINE_string(
     "data_dir", None, "Where Fashion-MNIST's IDX files or prepared TFDS datasets are read from (nothing is downloaded)."
@@ -84,7 +85,11 @@ flags.DEFINE_bool("mixed_precision", False, "Same as --precision mixed_float16 (
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's native start-up log lines (oneDNN, absl; hidden by default).")
 flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<arch>_<dataset>_<time>).")
-flags.DEFINE_bool("resume", False, "Continue the run saved in --model_dir.")
+flags.DEFINE_bool("resume", False, "Continue the run saved in --model_dir (within an epoch if it was saved there).")
+flags.DEFINE_string(
+    "checkpoint_every", None, "Also save the resume state within epochs: every N steps (500) or every so long "
+    "(90s, 10m, 1h); --resume then continues at that step. Default: at the end of each epoch only.",
+)  # fmt: skip
 flags.DEFINE_integer("seed", 0, "Random seed (initialisation, validation split, shuffling, augmentation).")
 flags.DEFINE_integer("steps_per_epoch", None, "Cap on the steps per epoch.")
 flags.DEFINE_integer("eval_steps", None, "Cap on the validation batches per epoch (default: all).")
@@ -219,6 +224,11 @@ def _check_flags() -> None:
         raise UsageError(f"--early_stopping_patience must be >= 0, got {FLAGS.early_stopping_patience}.")
     if FLAGS.eval_only and not FLAGS.weights:
         raise UsageError("--eval_only needs --weights (the .keras file to evaluate).")
+    from trainers import checkpointing, cluster
+
+    checkpointing.CheckpointEvery.parse(FLAGS.checkpoint_every)
+    if FLAGS.strategy in ("auto", "multi_worker"):
+        cluster.check_tf_config()
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -227,11 +237,12 @@ def run(argv: list[str] | None = None) -> int:
     _check_flags()
     # Strategies must exist before other TensorFlow work (multi-worker in particular).
     import keras
-    import tensorflow as tf  # noqa: F401
+    import tensorflow as tf
 
     import keras_archs
-    from trainers import distribute, outputs, precision, recipes
-    from trainers.data.pipeline import load_splits, make_eval_dataset, make_train_dataset
+    from trainers import checkpointing, cluster, distribute, outputs, precision, recipes
+    from trainers.data import sharded
+    from trainers.data.pipeline import load_run_splits, make_eval_dataset, make_train_dataset, train_source
     from trainers.loop import Trainer
 
     strategy = distribute.make_strategy(FLAGS.strategy, tpu=FLAGS.tpu)
@@ -266,10 +277,11 @@ def run(argv: list[str] | None = None) -> int:
         raise UsageError(f"{spec.name} needs --image_size >= {spec.min_size}, got {FLAGS.image_size}.")
     policy = recipe.augment
     classes = _parse_classes(FLAGS.classes)
-    raw_train, raw_val, raw_test, info = load_splits(
+    splits = load_run_splits(
         FLAGS.dataset, FLAGS.data_dir, validation_split=FLAGS.validation_split, seed=FLAGS.seed, classes=classes,
         per_class=FLAGS.train_examples_per_class, train=not FLAGS.eval_only, log=log,
     )  # fmt: skip
+    raw_train, raw_val, raw_test, info = splits.train, splits.validation, splits.test, splits.info
     image_size = FLAGS.image_size
     if image_size is None:
         native = info.image_shape[0]
@@ -313,6 +325,11 @@ def run(argv: list[str] | None = None) -> int:
         lr=FLAGS.lr,
     )
     model_dir = FLAGS.model_dir or _default_model_dir(spec.name, info.name)
+    identity = checkpointing.run_identity(
+        arch=spec.name, dataset=info.name, image_size=image_size, channels=channels, class_names=list(info.class_names)
+    )
+    if FLAGS.resume:
+        checkpointing.check_resumable(model_dir, identity)
     log(
         f"{spec.name} ({spec.family}) on {info.name}: {info.num_train} train / {info.num_validation} validation / "
         f"{info.num_test} test, {info.num_classes} classes, input {image_size}x{image_size}x{channels}; "
@@ -340,6 +357,8 @@ def run(argv: list[str] | None = None) -> int:
         loss_scale=policy_name == "mixed_float16",
         early_stopping_patience=FLAGS.early_stopping_patience,
         refresh_seconds=30.0,
+        checkpoint_every=checkpointing.CheckpointEvery.parse(FLAGS.checkpoint_every),
+        identity=identity,
     )
     if trainer.has_state() and not FLAGS.resume:
         raise UsageError(f"{model_dir} already holds a run; pass --resume to continue it or choose another --model_dir.")
@@ -352,11 +371,23 @@ def run(argv: list[str] | None = None) -> int:
              "flags": {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[__name__])}},
         )  # fmt: skip
 
+    workers = distribute.num_workers(strategy)
     train_fn = make_train_dataset(
         raw_train, info.num_train, info.num_classes, policy=policy, image_size=image_size, channels=channels,
-        plan=plan, seed=FLAGS.seed,
+        plan=plan, seed=FLAGS.seed, source=train_source(FLAGS.dataset, FLAGS.data_dir, splits, workers=workers),
     )  # fmt: skip
-    trainer.fit(train_fn, val_ds, resume=FLAGS.resume)
+    replicas = strategy.num_replicas_in_sync
+    placement = sharded.Placement(0, workers, max(1, replicas // workers), plan.global_batch // replicas)
+    log(f"input: {train_fn.describe(placement)}"
+        + (f"; mid-epoch saves {trainer.checkpoint_every.describe()}" if trainer.checkpoint_every else ""))  # fmt: skip
+    try:
+        trainer.fit(train_fn, val_ds, resume=FLAGS.resume)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as e:
+        if workers < 2:
+            raise
+        raise cli.FailedError(
+            cluster.lost_peer_message(e, model_dir=model_dir, checkpoint=trainer.last_saved())
+        ) from None
     chosen = trainer.restore_best()
     final = trainer.evaluate(test_ds)
     wall = time.time() - start

@@ -11,7 +11,11 @@ label int32)`` in a deterministic order (shuffling is the trainer's job) and a
   download=False)``; fails at once with a clear message if the data is not prepared.
 - ``"folder:/path"``: one subfolder per class (class names sorted); ``/path/train`` and
   ``/path/test`` (or ``val``/``validation``) when present, else ``/path`` itself is the
-  training split. Unreadable images are skipped and counted in a logged warning.
+  training split. Unreadable images are skipped and counted in a logged warning. The listing
+  and the check of every file are kept in an index file and reused while the folder is
+  unchanged (:mod:`trainers.data.folder_index`).
+- ``"tfrecord:/path/train-*"``: TFRecord files in the ImageNet format
+  (:mod:`trainers.data.tfrecord`; the test split is the matching ``validation-*`` files).
 - ``"synthetic[:N]"``: N (default 512) random 28x28 grey images in 10 classes whose mean
   brightness depends on the class (learnable, not real data: for tests and smoke runs);
   N // 4 in the test split.
@@ -109,14 +113,20 @@ def load_dataset(
         return _load_fashion_mnist(split, data_dir)
     if kind == "synthetic":
         return _load_synthetic(spec, split)
+    if kind == "tfrecord":
+        from trainers.data import tfrecord
+
+        return tfrecord.load_split(spec, split)
     return _load_tfds(spec, split, data_dir)
 
 
 def _source_kind(spec: str) -> str:
-    """``"folder"``, ``"fashion_mnist"``, ``"synthetic"`` or ``"tfds"`` for a dataset spec."""
+    """``"folder"``, ``"tfrecord"``, ``"fashion_mnist"``, ``"synthetic"`` or ``"tfds"`` for a dataset spec."""
     key = spec.strip().lower()
     if key.startswith("folder:"):
         return "folder"
+    if key.startswith("tfrecord:"):
+        return "tfrecord"
     if key.replace("-", "_") == "fashion_mnist":
         return "fashion_mnist"
     if key.startswith("synthetic"):
@@ -158,6 +168,10 @@ def split_labels(spec: str, split: str = "train", data_dir: str | None = None) -
         return np.asarray(_folder_scan(Path(info.source), info.class_names).labels, np.int32)
     if kind == "synthetic":
         return _synthetic_arrays(spec, split)[1]
+    if kind == "tfrecord":
+        from trainers.data import tfrecord
+
+        return tfrecord.labels(spec, "train" if split == "train" else "test")
     if kind == "fashion_mnist":
         ds, _ = load_dataset(spec, split, data_dir=data_dir)
         return np.concatenate([y.numpy() for _, y in ds.batch(8192)]).astype(np.int32)
@@ -167,8 +181,13 @@ def split_labels(spec: str, split: str = "train", data_dir: str | None = None) -
 def _tfds_labels(name: str, split: str, data_dir: str | None) -> np.ndarray:
     import tensorflow_datasets as tfds
 
+    from trainers.data import tfrecord
+
     builder = tfds.builder(name, data_dir=data_dir)
     chosen = next(s for s in _SPLIT_ALIASES[split] if s in builder.info.splits)
+    files = tfrecord.tfds_record_files(builder, chosen)
+    if files:  # TFRecord files: their labels are indexed once and reused
+        return tfrecord.load_record_index(files, tfrecord.TFDS).labels.astype(np.int32)
     ds = builder.as_dataset(split=chosen, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
     return np.concatenate([b["label"].numpy() for b in ds.batch(8192)]).astype(np.int32)
 
@@ -483,31 +502,15 @@ def _class_names(directory: Path) -> tuple[str, ...]:
 
 def _scan(directory: Path, class_names: tuple[str, ...]) -> _Scan:
     """List the images and check each with PIL (header and, for PNG, checksums), so
-    unreadable files are known before training starts."""
-    from PIL import Image
+    unreadable files are known before training starts; the result is kept in an index
+    file and reused while the folder is unchanged (:mod:`trainers.data.folder_index`)."""
+    from trainers.data import folder_index
 
-    files, labels, bad, sizes, modes = [], [], [], set(), set()
-    for label, name in enumerate(class_names):
-        folder = directory / name
-        if not folder.is_dir():
-            continue
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                bad.append(str(path))
-                continue
-            try:
-                with Image.open(path) as im:
-                    size, mode = im.size, im.mode
-                    im.verify()
-            except Exception:  # any failure means "unreadable"
-                bad.append(str(path))
-                continue
-            files.append(str(path))
-            labels.append(label)
-            sizes.add(size)
-            modes.add(mode)
-    grey = bool(modes) and modes <= {"1", "L", "I", "I;16", "F", "LA"}
-    return _Scan(tuple(files), tuple(labels), tuple(bad), frozenset(sizes), grey)
+    index = folder_index.load_folder_index(directory, class_names)
+    if index.checked_files:
+        log.info("folder dataset %s: %d file(s) checked, %d directories reused from the index %s",
+                 directory, index.checked_files, index.reused_dirs, index.index_path)  # fmt: skip
+    return _Scan(index.files, index.labels, index.bad, index.sizes, index.grey)
 
 
 @functools.lru_cache(maxsize=8)
