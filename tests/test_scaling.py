@@ -24,7 +24,7 @@ from PIL import Image
 
 from trainers import checkpointing, cluster
 from trainers.cli import UsageError
-from trainers.data import augment, folder_index, sharded, tfrecord
+from trainers.data import augment, datasets, folder_index, sharded, tfrecord
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -353,7 +353,7 @@ def test_imagenet_format_records_index_labels_and_decoding(tmp_path):
     assert records.class_names == ("n00000001", "n00000002", "n00000003")
     assert records.train.counts == (4, 4, 4) and records.train.checked_files == 3
     np.testing.assert_array_equal(tfrecord.labels(spec, "train"), np.arange(12) % 3)
-    ds, info = tfrecord.load_split(spec, "test")
+    ds, info = datasets.load_dataset(spec, "test")
     assert (info.num_train, info.num_test, info.num_classes, info.image_shape) == (12, 3, 3, (None, None, 3))
     got = [(x.numpy(), int(y)) for x, y in ds]
     assert [y for _, y in got] == [0, 1, 2] and got[0][0].shape == (10, 12, 3)

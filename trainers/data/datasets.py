@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from trainers.data import tfrecord
 from trainers.data.classes import FASHION_MNIST_CLASSES
 
 log = logging.getLogger(__name__)
@@ -114,9 +115,8 @@ def load_dataset(
     if kind == "synthetic":
         return _load_synthetic(spec, split)
     if kind == "tfrecord":
-        from trainers.data import tfrecord
-
-        return tfrecord.load_split(spec, split)
+        ds, fields = tfrecord.load_split(spec, split)
+        return ds, DatasetInfo(**fields)
     return _load_tfds(spec, split, data_dir)
 
 
@@ -169,8 +169,6 @@ def split_labels(spec: str, split: str = "train", data_dir: str | None = None) -
     if kind == "synthetic":
         return _synthetic_arrays(spec, split)[1]
     if kind == "tfrecord":
-        from trainers.data import tfrecord
-
         return tfrecord.labels(spec, "train" if split == "train" else "test")
     if kind == "fashion_mnist":
         ds, _ = load_dataset(spec, split, data_dir=data_dir)
@@ -180,8 +178,6 @@ def split_labels(spec: str, split: str = "train", data_dir: str | None = None) -
 
 def _tfds_labels(name: str, split: str, data_dir: str | None) -> np.ndarray:
     import tensorflow_datasets as tfds
-
-    from trainers.data import tfrecord
 
     builder = tfds.builder(name, data_dir=data_dir)
     chosen = next(s for s in _SPLIT_ALIASES[split] if s in builder.info.splits)

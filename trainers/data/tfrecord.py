@@ -250,11 +250,9 @@ def decode_record(fmt: RecordFormat, shift: int, channels: int = 3):
     return fn
 
 
-def load_split(spec: str, split: str) -> tuple[tf.data.Dataset, Any]:
-    """One split of a ``tfrecord:`` dataset: decoded ``(image, label)`` in file order, and its
-    :class:`trainers.data.datasets.DatasetInfo`."""
-    from trainers.data.datasets import DatasetInfo
-
+def load_split(spec: str, split: str) -> tuple[tf.data.Dataset, dict[str, Any]]:
+    """One split of a ``tfrecord:`` dataset: decoded ``(image, label)`` in file order, and the
+    fields of its :class:`trainers.data.datasets.DatasetInfo`."""
     records = record_set(spec)
     which = "train" if split == "train" else "test"
     index = records.index(which)
@@ -266,7 +264,7 @@ def load_split(spec: str, split: str) -> tuple[tf.data.Dataset, Any]:
         decode_record(IMAGENET, records.shift), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     pattern = split_pattern(spec, which) or ""
-    info = DatasetInfo(
+    info = dict(
         name=os.path.basename(os.path.dirname(pattern)) or "tfrecord",
         num_classes=records.num_classes,
         class_names=records.class_names,
