@@ -444,9 +444,17 @@ def main(argv: list[str]) -> int:
     cli.quiet().import_tensorflow(verbose=FLAGS.verbose)  # before anything imports TensorFlow
     logging.set_verbosity(logging.WARNING)
     try:
-        return cli.run_command(lambda: run(argv))
+        code = cli.run_command(lambda: run(argv))
     except (ValueError, KeyError, FileNotFoundError) as e:  # settings rejected deeper down (strategy, model options)
-        return cli.report(e, cli.EXIT_USAGE)
+        code = cli.report(e, cli.EXIT_USAGE)
+    if os.environ.get("TF_CONFIG"):
+        # A multi-worker process whose run has ended (every output written atomically) can still
+        # abort while the interpreter tears down TensorFlow's collective threads ("terminate
+        # called ... exception not rethrown", exit -6; seen under load). Leave without teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":
