@@ -69,3 +69,25 @@ def test_tflite_latency_quick_mode_runs_the_same_network_in_both_runtimes(tmp_pa
     # The ceil-mode pool on an even size is one SAME max pooling: no slices or extra concatenations.
     assert model["tflite_fp32_ops"] == {"CONCATENATION": 8, "CONV_2D": 26, "MAX_POOL_2D": 3, "MEAN": 1}
     assert "fp32/ort med" in r.stdout
+
+
+def test_training_throughput_quick_mode_times_every_side_and_precision(tmp_path):
+    from benchmarks import training_throughput
+
+    out = tmp_path / "throughput.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "benchmarks.training_throughput", *training_throughput.QUICK_ARGS, "--json", str(out)],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    rows = {(row["side"], row["precision"]): row for row in report["summary"]}
+    sides = report["settings"]["sides"]
+    assert {(s, "float32") for s in sides} | {("ours", "mixed_bfloat16"), ("keras", "mixed_bfloat16")} == set(rows)
+    for row in rows.values():
+        assert row["model"] == "resnet20" and row["rounds"] == 1
+        assert 0 < row["min"] <= row["median"] <= row["max"] and row["cpu_ms_per_image"] > 0
+    (comparison,) = report["comparisons"]
+    ours, keras_ = rows[("ours", "float32")], rows[("keras", "float32")]
+    assert abs(comparison["ours_over_keras"] - ours["median"] / keras_["median"]) < 1e-9
+    assert "ours/keras" in r.stdout and "mixed_bfloat16" in r.stdout

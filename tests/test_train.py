@@ -23,7 +23,7 @@ from conftest import family_representatives
 
 import keras_archs
 from trainers import distribute, run
-from trainers.loop import Trainer, TrainingDivergedError, per_example_loss
+from trainers.loop import XLA_CPU_WARNING, Trainer, TrainingDivergedError, per_example_loss
 from trainers.recipes import RECIPES, Recipe, Schedule, recipe_for, resolve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -139,6 +139,16 @@ def test_training_step_loss_uses_aux_weights():
     expected = {k: float(np.mean(keras.losses.categorical_crossentropy(onehot, v, from_logits=True))) for k, v in outs.items()}
     loss, _ = trainer.train_on_batch(tf.constant(x), tf.constant(onehot))
     assert loss == pytest.approx(expected["main"] + 0.3 * expected["aux1"] + 0.3 * expected["aux2"], rel=1e-5)
+
+
+def test_jit_compile_on_cpu_warns_with_the_measured_reason():
+    plan = resolve(plain_recipe(lr=0.1, weight_decay=0.0), num_train=4, global_batch=4, epochs=1)
+    logged = []
+    Trainer(dense_model, plan, jit_compile=True, log=logged.append)
+    assert XLA_CPU_WARNING in logged and "oneDNN" in XLA_CPU_WARNING
+    logged.clear()
+    Trainer(dense_model, plan, jit_compile=False, log=logged.append)
+    assert XLA_CPU_WARNING not in logged
 
 
 def test_weight_decay_is_coupled_l2_on_kernels_only():
