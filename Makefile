@@ -1,5 +1,6 @@
 # make demo   trains the default network on Fashion-MNIST (installs the runtime packages first)
 # make test   runs the whole test suite (installs the test dependencies too)
+# make test-fast  the inner loop: leaves out big models and every test measured at 2 s or more
 # make lint   ruff
 # make models prints the model table
 # make reproduce re-runs the papers' findings at small scale (docs/reproductions.md)
@@ -7,7 +8,7 @@ PY := .venv/bin/python
 STAMP := .venv/.installed
 DEV_STAMP := .venv/.installed-dev
 
-.PHONY: setup demo test test-fast lint models bench bench-quick reproduce reproduce-quick clean
+.PHONY: setup demo test test-fast durations lint models bench bench-quick reproduce reproduce-quick clean
 
 $(STAMP): requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -26,8 +27,13 @@ demo: $(STAMP)
 test: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
+# Leaves out the `slow` marker: big models, and the tests tests/durations.json records at >= 2 s.
 test-fast: $(DEV_STAMP)
 	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
+
+# The whole suite, recording each test's time in tests/durations.json (what test-fast reads).
+durations: $(DEV_STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadgroup --record-durations
 
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
@@ -43,10 +49,10 @@ bench-quick: $(DEV_STAMP)
 
 # Paper findings at small scale (about an hour on 2 cores; finished runs are skipped on a re-run).
 reproduce: $(STAMP)
-	for m in degradation wrn_dropout transfer; do nice -n 10 $(PY) -m reproductions.$$m || exit 1; done
+	for m in degradation wrn_dropout transfer precision; do nice -n 10 $(PY) -m reproductions.$$m || exit 1; done
 
 reproduce-quick: $(STAMP)
-	for m in degradation wrn_dropout transfer; do $(PY) -m reproductions.$$m --quick || exit 1; done
+	for m in degradation wrn_dropout transfer precision; do $(PY) -m reproductions.$$m --quick || exit 1; done
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache runs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import json
 import os
 import pydoc
 import subprocess
@@ -190,3 +191,22 @@ def test_convert_help_imports_neither_keras_nor_tensorflow():
     imported = _imported(result.stderr)
     assert "keras_archs._cli" in imported
     assert not {m for m in imported if m.split(".")[0] in ("keras", "tensorflow", "torch", "h5py")}
+
+
+def test_recorded_durations_decide_what_test_fast_leaves_out(tmp_path):
+    """`--record-durations` writes each test's seconds (merging with what is there); a test recorded
+    at FAST_SECONDS or more is marked slow, so `-m "not slow"` (make test-fast) leaves it out."""
+    from conftest import FAST_SECONDS
+
+    durations = tmp_path / "durations.json"
+    durations.write_text(json.dumps({"elsewhere::kept": 1.0}))
+    env = {**os.environ, "KERAS_ARCHS_TEST_DURATIONS": str(durations)}
+    target = "tests/test_layout.py::test_no_import_cycles"
+    run = [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", target]
+    r = subprocess.run([*run, "--record-durations"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:]
+    recorded = json.loads(durations.read_text())
+    assert recorded["elsewhere::kept"] == 1.0 and recorded[target] >= 0
+    durations.write_text(json.dumps({target: FAST_SECONDS}))
+    r = subprocess.run([*run, "-m", "not slow", "--collect-only"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert "1 deselected" in r.stdout, r.stdout[-2000:]
