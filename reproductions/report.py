@@ -21,7 +21,7 @@ from typing import Any
 
 from reproductions.common import ARTIFACTS, DOCS, REPORT_NAME
 
-ORDER = ("degradation", "wrn_dropout", "transfer")
+ORDER = ("degradation", "wrn_dropout", "transfer", "precision")
 
 INTRO = """# Reproductions at small scale
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from reproductions import common, degradation, report, transfer, wrn_dropout
+from reproductions import common, degradation, precision, report, transfer, wrn_dropout
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -92,6 +92,19 @@ def test_transfer_quick(tmp_path: Path) -> None:
     assert result["gains"]["40"] == pytest.approx(scratch["test_error"] - finetune["test_error"], abs=1e-3)
 
 
+@pytest.mark.xdist_group("reproductions")
+def test_precision_quick(tmp_path: Path) -> None:
+    result = _run_quick("precision", tmp_path)
+    _check_report(tmp_path, result)
+    assert [r["name"] for r in result["runs"]] == [precision.run_name(p, 0) for p in precision.PRECISIONS]
+    for run, policy in zip(result["runs"], precision.PRECISIONS):
+        assert f"--precision {policy} " in run["command"]
+    rows = {row[0]: row for row in result["table"]["rows"] if row[1] == "0"}
+    for run in result["runs"]:  # the table's test accuracy is the run's own
+        assert rows[run["command"].split("--precision ")[1].split()[0]][2] == common.fmt(100 - run["test_error"])
+    assert result["stats"]["speedup_median"] > 0
+
+
 def test_quick_output_defaults_to_a_temporary_directory() -> None:
     opts = common.parse_options("degradation", "x", ["--quick"])
     assert opts.output != common.DOCS.resolve() and common.DOCS.resolve() not in opts.output.parents
@@ -138,6 +151,16 @@ def test_wrn_and_transfer_verdict_rules() -> None:
     assert transfer.verdict({100: -1.0, 300: 0.0, 1000: 0.0})[0] == "not reproduced"
     assert transfer.verdict({100: 0.2, 300: 0.0, 1000: 0.0})[0] == "inconclusive"
     assert transfer.verdict({100: 1.0, 300: 2.0, 1000: 3.0})[0] == "inconclusive"
+
+
+def test_precision_verdict_rule() -> None:
+    same = {"float32": [90.1, 90.4, 90.2], "mixed_bfloat16": [90.3, 90.0, 90.2]}
+    assert precision.verdict(same)[0] == "reproduced"
+    worse = {"float32": [90.1, 90.2, 90.15], "mixed_bfloat16": [89.0, 89.1, 89.05]}
+    assert precision.verdict(worse)[0] == "not reproduced"
+    tight = {"float32": [90.0, 90.0, 90.0], "mixed_bfloat16": [90.15, 90.15, 90.15]}  # no spread, under the margin
+    assert precision.verdict(tight)[0] == "reproduced"
+    assert precision.verdict({"float32": [90.0, math.nan], "mixed_bfloat16": [90.0, 90.1]})[0] == "inconclusive"
 
 
 def test_report_renders_every_result(tmp_path: Path) -> None:
