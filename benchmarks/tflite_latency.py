@@ -19,7 +19,9 @@ run by LiteRT (XNNPACK). ``--keras`` adds the Keras model called through a ``tf.
 
 Timing: for each thread count (``--threads``: numbers, ``all`` = every core), every round
 runs each side once on the same image, the order rotating from round to round; after
-``--warmup`` rounds, ``--runs`` rounds are timed. Reported: milliseconds per image (median,
+``--warmup`` rounds, ``--runs`` rounds are timed. onnxruntime runs with its threads sleeping
+between runs rather than spin-waiting (its default; ``--ort_spinning``): spinning threads took
+the cores from TFLite running next to them. Reported: milliseconds per image (median,
 min, max), the ratios to onnxruntime of the medians and of the minima (on a shared machine
 the minimum is the figure least disturbed by other work), the TFLite op counts, and sizes.
 A table is printed; ``--json PATH`` also writes every figure.
@@ -215,12 +217,17 @@ def tflite_runner(data: bytes, x, threads: int) -> Callable[[], Any]:
     return run
 
 
-def onnx_runner(path: str, x_nchw, threads: int) -> Callable[[], Any]:
+def onnx_runner(path: str, x_nchw, threads: int, spinning: bool = False) -> Callable[[], Any]:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # onnxruntime's worker threads spin-wait after each run by default, which is faster for it alone. In
+    # this benchmark they kept the cores busy while TFLite ran (2 threads: ResNet-18 17-24 ms against
+    # 8.5 ms with spinning off; with 50 ms pauses before blocks of 10 calls, SqueezeNet 1.1 still
+    # 3.3 against 1.9 ms). So they sleep here.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
@@ -290,7 +297,8 @@ def bench_one(spec: str, args: argparse.Namespace, thread_counts: list[int]) -> 
                 "tflite_int8": tflite_runner(int8, x, n),
             }
             if onnx_path:
-                runners["onnxruntime"] = onnx_runner(onnx_path, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), n)
+                runners["onnxruntime"] = onnx_runner(onnx_path, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), n,
+                                                     spinning=args.ort_spinning)
             if keras_fn is not None and n == 1:
                 runners["keras"] = lambda: keras_fn(x).numpy()
             outputs = {name: np.asarray(run(), np.float32) for name, run in runners.items()}
@@ -356,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--calibration", type=int, default=32, help="int8 calibration images")
     p.add_argument("--keras", action="store_true", help="also time the Keras model (1 thread)")
+    p.add_argument("--ort_spinning", action="store_true",
+                   help="onnxruntime's threads spin-wait between runs (its default; off here: see onnx_runner)")
     p.add_argument("--json", default=None, help="also write every figure to this JSON file")
     args = p.parse_args(argv)
     code = _torch_first(argv)
