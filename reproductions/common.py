@@ -112,6 +112,25 @@ def parse_options(
     )
 
 
+def parse_seeded_options(
+    name: str, description: str, argv: Sequence[str] | None, full: dict[str, Any], quick: dict[str, Any],
+    quick_extra: Sequence[str] = (),
+) -> tuple[Options, dict[str, Any], list[str]]:
+    """:func:`parse_options` with a ``--seeds`` flag, for the experiments run over several seeds.
+
+    Returns the options, the configuration (``quick`` with ``--quick``, else ``full``; ``seeds``
+    replaced by ``--seeds`` when given) and the extra trainer flags (``quick_extra`` with ``--quick``).
+    """
+    seeds_help = (f"seeds (default: {' '.join(map(str, full['seeds']))}; "
+                  f"{' '.join(map(str, quick['seeds']))} with --quick)")  # fmt: skip
+    opts = parse_options(name, description, argv,
+                         extra=[("--seeds", {"type": int, "nargs": "+", "default": None, "help": seeds_help})])  # fmt: skip
+    cfg = dict(quick if opts.quick else full)
+    if opts.extra["seeds"]:
+        cfg["seeds"] = tuple(opts.extra["seeds"])
+    return opts, cfg, list(quick_extra) if opts.quick else []
+
+
 def shown_path(path: Path, runs_dir: Path | None = None) -> str:
     """A path for the reports: relative to the project when inside it, else ``<runs_dir>/...`` or its name."""
     path = path.resolve()

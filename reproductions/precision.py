@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reproductions.common import Options, RunResult, fmt, mean_std, parse_options, run_trainer, write_result
+from reproductions.common import RunResult, fmt, mean_std, parse_seeded_options, run_trainer, write_result
 
 NAME = "precision"
 ARCH = "resnet20"
@@ -115,13 +115,7 @@ def plot(runs: dict[tuple[str, int], RunResult], path: Path, title: str) -> None
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both precisions over the seeds (reusing finished runs), write the JSON and plot, rebuild the report."""
-    seeds_flag = ("--seeds", {"type": int, "nargs": "+", "default": None,
-                              "help": "seeds (default: 0 1 2; 0 with --quick)"})  # fmt: skip
-    opts: Options = parse_options(NAME, __doc__.splitlines()[0], argv, extra=[seeds_flag])
-    cfg = dict(QUICK if opts.quick else FULL)
-    if opts.extra["seeds"]:
-        cfg["seeds"] = tuple(opts.extra["seeds"])
-    extra = list(QUICK_EXTRA) if opts.quick else []
+    opts, cfg, extra = parse_seeded_options(NAME, __doc__.splitlines()[0], argv, FULL, QUICK, QUICK_EXTRA)
     runs: dict[tuple[str, int], RunResult] = {}
     for seed in cfg["seeds"]:  # seed-major, alternating: both precisions see the same machine load
         for precision in PRECISIONS:

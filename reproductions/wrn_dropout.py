@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reproductions.common import Options, RunResult, fmt, mean_std, parse_options, run_trainer, write_result
+from reproductions.common import RunResult, fmt, mean_std, parse_seeded_options, run_trainer, write_result
 
 NAME = "wrn_dropout"
 # WRN-16-4 (the network of the paper's Table 6) is not in the registry; WRN-40-2 is the smallest
@@ -108,13 +108,7 @@ def plot(runs: dict[tuple[float, int], RunResult], path: Path, title: str) -> No
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run both settings over the seeds (reusing finished runs), write the JSON and plot, rebuild the report."""
-    seeds_flag = ("--seeds", {"type": int, "nargs": "+", "default": None,
-                              "help": "seeds (default: 0 1 2; 0 1 with --quick)"})  # fmt: skip
-    opts: Options = parse_options(NAME, __doc__.splitlines()[0], argv, extra=[seeds_flag])
-    cfg = dict(QUICK if opts.quick else FULL)
-    if opts.extra["seeds"]:
-        cfg["seeds"] = tuple(opts.extra["seeds"])
-    extra = list(QUICK_EXTRA) if opts.quick else []
+    opts, cfg, extra = parse_seeded_options(NAME, __doc__.splitlines()[0], argv, FULL, QUICK, QUICK_EXTRA)
     runs: dict[tuple[float, int], RunResult] = {}
     for seed in cfg["seeds"]:  # seed-major: an interrupted run leaves both settings equally sampled
         for p in DROPOUTS:
